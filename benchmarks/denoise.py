@@ -1,0 +1,189 @@
+"""Denoising benchmark: the method (last and averaged output) against non-local means and BM3D.
+
+    python benchmarks/denoise.py ../shared/data/CBM3D --crop 128 --sigma 25 --steps 1800 \
+        --images house f16 kodim03 --seeds 0 --json benchmarks/results/denoise.json
+
+Noise: clean + N(0, σ²) drawn channels-first with numpy's default_rng(seed), then clipped.
+PSNR on floats in [0, 1] over the whole image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_header, print_table, provenance
+
+from deepprior.demo import add_noise
+from deepprior.io import Picture, read_image
+from deepprior.metrics import psnr
+from deepprior.presets import DENOISE_PRESETS
+from deepprior.tasks import denoise_picture
+
+
+def centre_crop(pixels: np.ndarray, size: int | None) -> np.ndarray:
+    if size is None:
+        return pixels
+    h, w = pixels.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return pixels[top : top + size, left : left + size]
+
+
+def nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    from skimage.restoration import denoise_nl_means
+
+    return denoise_nl_means(
+        noisy,
+        h=0.8 * sigma,
+        sigma=sigma,
+        fast_mode=True,
+        patch_size=5,
+        patch_distance=6,
+        channel_axis=-1,
+    )
+
+
+def bm3d_or_none(noisy: np.ndarray, sigma: float) -> np.ndarray | None:
+    try:
+        import bm3d  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return np.asarray(
+        bm3d.bm3d_rgb(noisy, sigma) if noisy.shape[2] == 3 else bm3d.bm3d(noisy, sigma)
+    )
+
+
+def at_step(history: list[dict[str, float]], step: int, key: str) -> float | None:
+    return next((row[key] for row in history if row["step"] == step and key in row), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--images", nargs="*", help="file stems to use (default: all)")
+    parser.add_argument("--crop", type=int, default=None, help="centre crop size (CPU proxy)")
+    parser.add_argument("--sigma", type=float, default=25)
+    parser.add_argument("--steps", type=int, default=1800)
+    parser.add_argument(
+        "--checkpoints",
+        type=int,
+        nargs="*",
+        default=None,
+        help="steps to report (default: thirds of --steps)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--preset", default="authors", choices=sorted(DENOISE_PRESETS))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    preset = DENOISE_PRESETS[args.preset].with_steps(args.steps)
+    checkpoints = args.checkpoints or [args.steps // 3, 2 * args.steps // 3, args.steps]
+    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".png", ".tif"))
+    if args.images:
+        paths = [p for p in paths if p.stem in args.images]
+    sigma = args.sigma / 255
+    info = provenance(args.device)
+    settings = {
+        "crop": args.crop,
+        "sigma": args.sigma,
+        "seeds": args.seeds,
+        "checkpoints": checkpoints,
+        "preset": preset.to_dict(),
+    }
+    print_header(
+        info,
+        {k: v for k, v in settings.items() if k != "preset"}
+        | {"preset": f"{preset.name} ({preset.source})", "steps": preset.steps},
+    )
+
+    results: list[dict[str, Any]] = []
+    for path in paths:
+        clean = centre_crop(read_image(path).pixels, args.crop)
+        for seed in args.seeds:
+            noisy = add_noise(clean, args.sigma, seed)
+            started = time.perf_counter()
+            _, run = denoise_picture(
+                Picture(noisy),
+                preset=preset,
+                reference=Picture(clean),
+                seed=seed,
+                device=args.device,
+                progress=False,
+            )
+            history = run.report["history"]
+            best = max((r for r in history if "psnr_average" in r), key=lambda r: r["psnr_average"])
+            entry = {
+                "image": path.stem,
+                "seed": seed,
+                "size": list(clean.shape),
+                "psnr_noisy": psnr(noisy, clean),
+                "at": {
+                    str(s): {
+                        "last": at_step(history, s, "psnr"),
+                        "average": at_step(history, s, "psnr_average"),
+                    }
+                    for s in checkpoints
+                },
+                "best_average": {"psnr": best["psnr_average"], "step": best["step"]},
+                "best_last": max(r["psnr"] for r in history),
+                "final": run.report["metrics"],
+                "nlm": psnr(nlm(noisy, sigma), clean),
+                "seconds_per_step": run.report["seconds_per_step"],
+                "seconds": time.perf_counter() - started,
+            }
+            bm3d = bm3d_or_none(noisy, sigma)
+            entry["bm3d"] = psnr(bm3d, clean) if bm3d is not None else None
+            results.append(entry)
+            print(f"done {path.stem} seed {seed} in {entry['seconds']:.0f} s", flush=True)
+
+    headers = ["image", "seed", "noisy"]
+    for s in checkpoints:
+        headers += [f"last@{s}", f"avg@{s}"]
+    headers += ["best avg (step)", "NLM", "BM3D", "s/step"]
+    rows = []
+    for e in results:
+        row: list[Any] = [e["image"], e["seed"], e["psnr_noisy"]]
+        for s in checkpoints:
+            row += [e["at"][str(s)]["last"], e["at"][str(s)]["average"]]
+        row += [
+            f"{e['best_average']['psnr']:.2f} ({e['best_average']['step']})",
+            e["nlm"],
+            e["bm3d"] if e["bm3d"] is not None else "n/a",
+            e["seconds_per_step"],
+        ]
+        rows.append(row)
+    if len(results) > 1:
+        mean = ["mean", "", statistics.mean(e["psnr_noisy"] for e in results)]
+        for s in checkpoints:
+            for key in ("last", "average"):
+                values = [e["at"][str(s)][key] for e in results]
+                mean.append(statistics.mean(values) if None not in values else "n/a")
+        mean += [
+            f"{statistics.mean(e['best_average']['psnr'] for e in results):.2f}",
+            statistics.mean(e["nlm"] for e in results),
+            "",
+            statistics.mean(e["seconds_per_step"] for e in results),
+        ]
+        rows.append(mean)
+    print_table(headers, rows)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({**info, "settings": settings, "results": results}, indent=2) + "\n"
+        )
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(torch.get_num_threads())
+    main()

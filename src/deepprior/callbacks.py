@@ -1,0 +1,118 @@
+"""Callbacks for :func:`deepprior.fit.fit`: averaging, history, snapshots and a progress bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .fit import Callback, FitState
+
+
+def psnr_tensor(image: Tensor, reference: Tensor) -> Tensor:
+    """PSNR in dB for images in [0, 1], computed on the device without synchronising."""
+    mse = torch.mean((image.clamp(0, 1) - reference) ** 2)
+    return -10 * torch.log10(mse.clamp_min(1e-12))
+
+
+class ExponentialAverage(Callback):
+    """Exponential moving average of the outputs (the authors' ``exp_weight`` 0.99).
+
+    It starts at the first output, as the authors' code does, and fills ``state.average``.
+    """
+
+    def __init__(self, decay: float = 0.99):
+        if not 0 < decay < 1:
+            raise ValueError(f"decay must lie in (0, 1), got {decay}")
+        self.decay = decay
+
+    def on_start(self, state: FitState) -> None:
+        state.average = None
+
+    def on_step(self, state: FitState) -> None:
+        if state.average is None:
+            state.average = state.output.clone()
+        else:
+            state.average.mul_(self.decay).add_(state.output, alpha=1 - self.decay)
+
+
+class History(Callback):
+    """Records the loss (and PSNR against a reference, when given) every ``every`` steps.
+
+    The figures are read from the device only at those steps; the latest are published in
+    ``state.metrics`` for the progress bar.
+    """
+
+    def __init__(self, every: int = 10, reference: Tensor | None = None):
+        self.every = max(1, every)
+        self.reference = reference
+        self.records: list[dict[str, float]] = []
+
+    def _record(self, state: FitState) -> None:
+        row: dict[str, Any] = {"step": state.step + 1, "loss": float(state.loss)}
+        if self.reference is not None:
+            row["psnr"] = float(psnr_tensor(state.output, self.reference))
+            if state.average is not None:
+                row["psnr_average"] = float(psnr_tensor(state.average, self.reference))
+        if self.records and self.records[-1]["step"] == row["step"]:
+            return
+        self.records.append(row)
+        state.metrics.update({k: v for k, v in row.items() if k != "step"})
+
+    def on_step(self, state: FitState) -> None:
+        if (state.step + 1) % self.every == 0 or state.step == 0:
+            self._record(state)
+
+    def on_end(self, state: FitState) -> None:
+        if state.output.dim() == 4:
+            self._record(state)
+
+    def best(self, key: str) -> dict[str, float] | None:
+        """The record with the highest value of ``key`` (e.g. ``"psnr_average"``)."""
+        rows = [r for r in self.records if key in r]
+        return max(rows, key=lambda r: r[key]) if rows else None
+
+
+class Snapshots(Callback):
+    """Hands the current result to ``save(step, image)`` every ``every`` steps."""
+
+    def __init__(self, every: int, save: Callable[[int, Tensor], None]):
+        self.every = every
+        self.save = save
+
+    def on_step(self, state: FitState) -> None:
+        if (state.step + 1) % self.every == 0:
+            image = state.average if state.average is not None else state.output
+            self.save(state.step + 1, image)
+
+
+class Progress(Callback):
+    """A tqdm progress bar with ETA, showing the latest loss and PSNR from ``state.metrics``."""
+
+    def __init__(self, description: str = "fitting", refresh_every: int = 10, quiet: bool = False):
+        self.description = description
+        self.refresh_every = refresh_every
+        self.quiet = quiet
+        self._bar: Any = None
+
+    def on_start(self, state: FitState) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(
+            total=state.total_steps,
+            desc=self.description,
+            unit="step",
+            disable=self.quiet,
+            dynamic_ncols=True,
+        )
+
+    def on_step(self, state: FitState) -> None:
+        self._bar.update(1)
+        if (state.step + 1) % self.refresh_every == 0 and state.metrics:
+            shown = {k: f"{v:.4g}" if k == "loss" else f"{v:.2f}" for k, v in state.metrics.items()}
+            self._bar.set_postfix(shown, refresh=False)
+
+    def on_end(self, state: FitState) -> None:
+        self._bar.close()

@@ -1,0 +1,194 @@
+"""The one optimisation loop: fit a generator's output to an observation through an operator."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+Operator = Callable[[Tensor], Tensor]
+MAX_BACKTRACKS_IN_ROW = 20
+
+
+@dataclass
+class FitState:
+    """What callbacks see after each evaluated step.
+
+    ``step`` counts from 0; ``output`` is the generator's output for this step (cropped to the
+    image, detached) and ``loss`` its data term, both still on the device. Callbacks may set
+    ``stop`` to end the fit, fill ``average`` with an averaged output, and publish figures in
+    ``metrics`` for other callbacks (progress bars, reports) to show.
+    """
+
+    step: int
+    total_steps: int
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss: Tensor = field(default_factory=lambda: torch.zeros(()))
+    output: Tensor = field(default_factory=lambda: torch.zeros(()))
+    average: Tensor | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    stop: bool = False
+    interrupted: bool = False
+    backtracks: int = 0
+
+
+class Callback:
+    """Hooks into :func:`fit`; the three no-op methods are all there is."""
+
+    def on_start(self, state: FitState) -> None:
+        """Called once before the first step."""
+
+    def on_step(self, state: FitState) -> None:
+        """Called after each accepted step's forward pass, before its update."""
+
+    def on_end(self, state: FitState) -> None:
+        """Called once after the last step, also when the fit was interrupted."""
+
+
+class Backtracking:
+    """Undo a step whose data term collapses (rises ``drop_db`` dB above the last good one).
+
+    Each accepted step snapshots the weights, the BatchNorm buffers and the optimiser state it
+    was evaluated with. On a collapse all three are restored, the pending update is dropped, and
+    the learning rate is multiplied by ``lr_factor`` so that the retry takes a different path.
+    """
+
+    def __init__(self, drop_db: float = 5.0, lr_factor: float = 0.5):
+        self.factor = 10 ** (drop_db / 10)
+        self.lr_factor = lr_factor
+        self._last_loss: float | None = None
+        self._net_state: dict[str, Tensor] = {}
+        self._optim_state: dict[str, Any] = {}
+
+    def reject(self, loss: Tensor, net: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
+        """Return True, after restoring the snapshot, when this step's loss has collapsed."""
+        value = float(loss)
+        collapsed = not math.isfinite(value) or (
+            self._last_loss is not None and value > self.factor * self._last_loss
+        )
+        if collapsed and self._net_state:
+            net.load_state_dict(self._net_state)
+            optimizer.load_state_dict(self._optim_state)
+            for group in optimizer.param_groups:
+                group["lr"] *= self.lr_factor
+            return True
+        self._last_loss = value
+        self._net_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        self._optim_state = copy.deepcopy(optimizer.state_dict())
+        return False
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`fit`. Images are (1, C, H, W) tensors on the fit's device."""
+
+    output: Tensor
+    average: Tensor | None
+    steps_run: int
+    seconds: float
+    interrupted: bool
+    backtracks: int
+
+    @property
+    def image(self) -> Tensor:
+        """The result to use: the averaged output when averaging ran, else the last output."""
+        return self.average if self.average is not None else self.output
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.seconds / max(self.steps_run, 1)
+
+
+def fit(
+    y: Tensor,
+    operator: Operator,
+    net: nn.Module,
+    z: Tensor,
+    *,
+    steps: int,
+    lr: float = 0.01,
+    input_noise: float = 0.0,
+    crop: tuple[int, int, int, int] | None = None,
+    backtracking: Backtracking | None = None,
+    callbacks: Sequence[Callback] = (),
+    generator: torch.Generator | None = None,
+) -> FitResult:
+    """Fit ``net(z)`` so that ``operator(net(z))`` matches ``y`` in mean squared error.
+
+    Args:
+        y: the observation.
+        operator: the degradation A, applied to the (cropped) output.
+        net: the generator, trained in place (BatchNorm in training mode, as in the paper).
+        z: the fixed code.
+        steps: the number of Adam steps at most (callbacks may stop earlier).
+        lr: Adam's learning rate.
+        input_noise: σ of the fresh Gaussian jitter added to z at every step.
+        crop: (top, left, height, width) of the image inside the padded output.
+        backtracking: undo collapsing steps (see :class:`Backtracking`).
+        callbacks: averaging, history, progress, snapshots, stopping rules.
+        generator: the random source of the jitter, for reproducible runs.
+
+    Shape:
+        y: (1, C_y, h, w); z: (1, C_z, H, W); outputs: (1, C, height, width).
+
+    Ctrl-C ends the fit after the current step; the result then has ``interrupted`` set.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be positive, got {steps}")
+    net.train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    state = FitState(step=0, total_steps=steps, net=net, optimizer=optimizer)
+    jitter = torch.empty_like(z) if input_noise > 0 else None
+
+    def forward() -> Tensor:
+        code = z
+        if jitter is not None:
+            jitter.normal_(0.0, input_noise, generator=generator)
+            code = z + jitter
+        out = net(code)
+        if crop is not None:
+            top, left, height, width = crop
+            out = out[:, :, top : top + height, left : left + width]
+        return out
+
+    for callback in callbacks:
+        callback.on_start(state)
+    steps_run = rejected_in_row = 0
+    started = time.perf_counter()
+    try:
+        while steps_run < steps and not state.stop:
+            optimizer.zero_grad(set_to_none=True)
+            out = forward()
+            loss = torch.mean((operator(out) - y) ** 2)
+            if backtracking is not None and backtracking.reject(loss.detach(), net, optimizer):
+                state.backtracks += 1
+                rejected_in_row += 1
+                state.stop = rejected_in_row >= MAX_BACKTRACKS_IN_ROW
+                continue
+            rejected_in_row = 0
+            state.step, state.loss, state.output = steps_run, loss.detach(), out.detach()
+            for callback in callbacks:
+                callback.on_step(state)
+            loss.backward()
+            optimizer.step()
+            steps_run += 1
+    except KeyboardInterrupt:
+        state.interrupted = True
+    seconds = time.perf_counter() - started
+    for callback in callbacks:
+        callback.on_end(state)
+    return FitResult(
+        output=state.output,
+        average=state.average,
+        steps_run=steps_run,
+        seconds=seconds,
+        interrupted=state.interrupted,
+        backtracks=state.backtracks,
+    )

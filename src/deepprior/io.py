@@ -1,0 +1,300 @@
+"""Reading and writing images: 8/16-bit, grayscale/RGB/RGBA, EXIF orientation, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import UserError
+
+READ_FORMATS = {"PNG", "TIFF", "JPEG", "MPO", "WEBP"}
+WRITE_SUFFIXES = {
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+}
+LOSSY = {"JPEG", "MPO", "WEBP"}
+MIN_SIDE = 16
+MAX_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An image as the library works with it.
+
+    ``pixels`` are float32 in [0, 1] with shape (H, W, C), C = 1 (gray) or 3 (RGB); ``alpha``
+    is carried through untouched, in the same float form, shape (H, W). ``bit_depth`` (8 or 16)
+    is the depth it came with and will be written with.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+    source_format: str | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])
+
+    @property
+    def mode(self) -> str:
+        base = "L" if self.channels == 1 else "RGB"
+        return base + ("A" if self.alpha is not None else "")
+
+    def with_pixels(self, pixels: np.ndarray) -> Picture:
+        return replace(self, pixels=np.asarray(pixels, dtype=np.float32))
+
+
+def from_array(array: np.ndarray) -> Picture:
+    """Make a Picture from H×W or H×W×C (C = 1, 2, 3, 4) uint8, uint16 or float in [0, 1]."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise UserError(f"expected an H×W or H×W×C image with C in 1..4, got shape {array.shape}")
+    if array.dtype == np.uint8:
+        depth, values = 8, array.astype(np.float32) / 255
+    elif array.dtype == np.uint16:
+        depth, values = 16, array.astype(np.float32) / 65535
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise UserError("the image holds NaN or infinite values")
+        depth, values = 8, np.clip(array, 0, 1).astype(np.float32)
+    else:
+        raise UserError(f"unsupported pixel type {array.dtype}: use uint8, uint16 or float")
+    colour, alpha = (
+        (values[:, :, :-1], values[:, :, -1]) if values.shape[2] in (2, 4) else (values, None)
+    )
+    return Picture(pixels=np.ascontiguousarray(colour), alpha=alpha, bit_depth=depth)
+
+
+def to_array(picture: Picture, dtype: np.dtype | type | None = None) -> np.ndarray:
+    """Back to H×W×C (alpha appended) in ``dtype``: uint8, uint16, or a float type in [0, 1]."""
+    dtype = np.dtype(dtype or (np.uint16 if picture.bit_depth == 16 else np.uint8))
+    planes = [picture.pixels] + ([picture.alpha[:, :, None]] if picture.alpha is not None else [])
+    values = np.clip(np.concatenate(planes, axis=2), 0, 1)
+    if dtype == np.uint8:
+        return np.round(values * 255).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.round(values * 65535).astype(np.uint16)
+    return values.astype(dtype)
+
+
+def check_readable(path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; give an image file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty; give a PNG, TIFF, JPEG or WebP image")
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation tag (1–8) to an H×W(×C) array."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(ops[orientation](array)) if orientation in ops else array
+
+
+def _png_is_deep_colour(path: Path) -> bool:
+    """True for a 16-bit PNG with colour or alpha, which Pillow would reduce to 8 bits."""
+    with path.open("rb") as handle:
+        header = handle.read(26)
+    return len(header) == 26 and header[24] == 16 and header[25] in (2, 4, 6)
+
+
+def _read_with_opencv(path: Path) -> np.ndarray:
+    import cv2
+
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise UserError(f"{path} is corrupt or truncated; re-export it")
+    if array.ndim == 3:
+        order = [2, 1, 0, 3][: array.shape[2]]
+        array = array[:, :, order]
+    return array
+
+
+def _pillow_array(image: Image.Image) -> np.ndarray:
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode.startswith("I;16"):
+        return np.asarray(image).astype(np.uint16)
+    if mode == "I":
+        values = np.asarray(image)
+        if values.min() < 0 or values.max() > 65535:
+            raise UserError("32-bit integer images are not supported; save it as 16-bit")
+        return values.astype(np.uint16)
+    if mode == "F":
+        raise UserError("floating-point images are not supported; save it as 8- or 16-bit")
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            tag = page.tags.get("Orientation")
+            array = page.asarray()
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError) as error:
+        raise UserError(f"{path} is corrupt or truncated ({error}); re-export it") from None
+    if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[2] not in (1, 2, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar layout
+    return _orient(array, int(tag.value) if tag is not None else 1)
+
+
+def _read_other(path: Path) -> tuple[np.ndarray, str]:
+    try:
+        with Image.open(path) as image:
+            fmt = image.format or "?"
+            if fmt not in READ_FORMATS:
+                raise UserError(f"{path}: {fmt} images are not supported; convert it to PNG")
+            _check_size(path, *image.size)
+            if fmt == "PNG" and _png_is_deep_colour(path):
+                orientation = int(image.getexif().get(0x0112, 1))
+                return _orient(_read_with_opencv(path), orientation), fmt
+            return _pillow_array(image), fmt
+    except UnidentifiedImageError:
+        raise UserError(
+            f"{path} is not an image deepprior can read (PNG, TIFF, JPEG, WebP)"
+        ) from None
+    except Image.DecompressionBombError:
+        raise UserError(f"{path} is too large to read safely; resize it first") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise UserError(f"{path} is corrupt or truncated ({error}); re-export it") from None
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise UserError(
+            f"{path} is {width}×{height}, over the {MAX_PIXELS // 10**6} MP limit; "
+            "resize or tile it first"
+        )
+
+
+def read_image(path: str | os.PathLike[str]) -> Picture:
+    """Read a PNG, TIFF, JPEG or WebP file, honouring EXIF orientation and 16-bit depth."""
+    path = Path(path)
+    check_readable(path)
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic in (b"II*\x00", b"MM\x00*"):
+        array, fmt = _read_tiff(path), "TIFF"
+        _check_size(path, array.shape[1], array.shape[0])
+    else:
+        array, fmt = _read_other(path)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise UserError(f"{path}: {array.dtype} pixels are not supported; save as 8- or 16-bit")
+    picture = replace(from_array(array), source_format=fmt)
+    if min(picture.height, picture.width) < MIN_SIDE:
+        raise UserError(
+            f"{path} is {picture.width}×{picture.height}; both sides must be at least {MIN_SIDE} px"
+        )
+    return picture
+
+
+def output_format(path: Path) -> str:
+    fmt = WRITE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(
+            f"{path}: cannot tell the format from '{path.suffix}'; end the name with "
+            ".png, .tif, .jpg or .webp"
+        )
+    return fmt
+
+
+def check_writable(path: Path, *, force: bool) -> None:
+    """Fail early, before any work, if ``path`` cannot or must not be written."""
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; give a file name such as {path / 'out.png'}")
+    output_format(path)
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pass --force to overwrite it")
+    if not path.parent.is_dir():
+        raise UserError(f"the folder {path.parent} does not exist; create it first")
+
+
+def default_output(input_path: Path, tag: str) -> Path:
+    """``photo.jpg`` -> ``photo.<tag>.png``: lossless outputs unless the user names another."""
+    suffix = ".png" if input_path.suffix.lower() not in (".tif", ".tiff") else input_path.suffix
+    return input_path.with_name(f"{input_path.stem}.{tag}{suffix}")
+
+
+def _encode(path: Path, picture: Picture, fmt: str) -> None:
+    if fmt == "JPEG" and picture.alpha is not None:
+        raise UserError(f"{fmt} cannot store the alpha channel; write a .png or .tif instead")
+    depth = 8 if fmt in LOSSY else picture.bit_depth
+    array = to_array(picture, np.uint16 if depth == 16 else np.uint8)
+    if fmt == "TIFF":
+        import tifffile
+
+        samples = array[:, :, 0] if array.shape[2] == 1 else array
+        tifffile.imwrite(
+            path,
+            samples,
+            photometric="rgb" if picture.channels == 3 else "minisblack",
+            planarconfig="contig" if samples.ndim == 3 else None,
+            extrasamples=["unassalpha"] if picture.alpha is not None else None,
+        )
+    elif depth == 16 and array.shape[2] > 1:
+        import cv2
+
+        if array.shape[2] == 2:  # gray + alpha: OpenCV writes it as RGBA
+            array = np.concatenate([array[:, :, :1]] * 3 + [array[:, :, 1:]], axis=2)
+        order = [2, 1, 0, 3][: array.shape[2]]
+        if not cv2.imwrite(str(path), np.ascontiguousarray(array[:, :, order])):
+            raise OSError(f"OpenCV could not write {path}")
+    else:
+        image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+        options = {"quality": 95} if fmt in LOSSY else {}
+        image.save(path, format=fmt, **options)
+
+
+def write_image(path: str | os.PathLike[str], picture: Picture, *, force: bool = False) -> Path:
+    """Write atomically: encode into a temporary file beside ``path``, then rename it."""
+    path = Path(path)
+    check_writable(path, force=force)
+    fmt = output_format(path)
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix
+    )
+    os.close(handle)
+    try:
+        _encode(Path(temporary), picture, fmt)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path

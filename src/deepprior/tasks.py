@@ -1,0 +1,275 @@
+"""Tasks: a preset and an operator turned into a fit, and the fit into an image and a report."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .callbacks import ExponentialAverage, History, Progress
+from .errors import UserError
+from .fit import Backtracking, Callback, FitResult, Operator, fit
+from .inputs import meshgrid_code, noise_code
+from .io import Picture, from_array, to_array
+from .metrics import psnr, ssim
+from .nets import build_net, count_parameters, size_multiple
+from .presets import DENOISE_PRESETS, Preset, get_preset
+from .report import versions
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; asking for a missing one is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(
+                "--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto"
+            )
+        return torch.device("cuda")
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(
+                "--device mps was asked for but Apple's MPS is not available; "
+                "use --device cpu or auto"
+            )
+        return torch.device("mps")
+    raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+
+
+def padded_layout(height: int, width: int, multiple: int) -> tuple[int, int, int, int]:
+    """(padded height, padded width, top, left): the smallest multiple-sized canvas, centred.
+
+    The canvas is at least two multiples wide, so that the coarsest level is 2×2 or more
+    (BatchNorm needs more than one value per channel).
+    """
+    padded_h = max(math.ceil(height / multiple), 2) * multiple
+    padded_w = max(math.ceil(width / multiple), 2) * multiple
+    return padded_h, padded_w, (padded_h - height) // 2, (padded_w - width) // 2
+
+
+def to_tensor(pixels: np.ndarray, device: torch.device) -> Tensor:
+    """H×W×C float array -> (1, C, H, W) float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].to(device)
+
+
+def to_numpy(image: Tensor) -> np.ndarray:
+    """(1, C, H, W) tensor -> H×W×C float32 array in [0, 1]."""
+    return image[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+@dataclass
+class Run:
+    """A finished (or interrupted) fit with what the report needs."""
+
+    image: np.ndarray
+    result: FitResult
+    history: History
+    report: dict[str, Any]
+
+
+def run_fit(
+    observation: Tensor,
+    operator: Operator,
+    preset: Preset,
+    *,
+    task: str,
+    out_channels: int,
+    out_size: tuple[int, int],
+    seed: int | None = None,
+    device: str = "auto",
+    reference: np.ndarray | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    history_every: int = 10,
+) -> Run:
+    """Build the net and the code from ``preset``, fit, and assemble the run report.
+
+    Shape:
+        observation: (1, C_y, h, w) on any device; ``out_size`` is the restored (H, W).
+    """
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    height, width = out_size
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_net(
+            preset.net,
+            preset.code_channels if preset.code == "noise" else 2,
+            out_channels,
+            **preset.net_options,
+        )
+    padded_h, padded_w, top, left = padded_layout(height, width, size_multiple(net))
+    if preset.code == "meshgrid":
+        z = meshgrid_code(padded_h, padded_w)
+    else:
+        code_gen = torch.Generator().manual_seed(seed + 1)
+        z = noise_code(
+            preset.code_channels, padded_h, padded_w, scale=preset.code_scale, generator=code_gen
+        )
+    net, z = net.to(torch_device), z.to(torch_device)
+    jitter_gen = torch.Generator(device=torch_device).manual_seed(seed + 2)
+    y = observation.to(torch_device)
+
+    ref_tensor = to_tensor(reference, torch_device) if reference is not None else None
+    history = History(every=history_every, reference=ref_tensor)
+    chain: list[Callback] = []
+    if preset.average_decay is not None:
+        chain.append(ExponentialAverage(preset.average_decay))
+    chain += [history, *callbacks, Progress(task, quiet=not progress)]
+    backtracking = Backtracking(preset.backtrack_db) if preset.backtrack_db is not None else None
+
+    result = fit(
+        y,
+        operator,
+        net,
+        z,
+        steps=preset.steps,
+        lr=preset.lr,
+        input_noise=preset.input_noise,
+        crop=(top, left, height, width),
+        backtracking=backtracking,
+        callbacks=chain,
+        generator=jitter_gen,
+    )
+    image = (
+        to_numpy(result.image)
+        if result.steps_run
+        else np.zeros((height, width, out_channels), np.float32)
+    )
+    report: dict[str, Any] = {
+        "task": task,
+        "settings": preset.to_dict(),
+        "seed": seed,
+        "device": str(torch_device),
+        "precision": "fp32",
+        "versions": versions(),
+        "net_parameters": count_parameters(net),
+        "image_size": [height, width],
+        "padded_size": [padded_h, padded_w],
+        "steps_run": result.steps_run,
+        "seconds_total": round(time.perf_counter() - started, 3),
+        "seconds_per_step": round(result.seconds_per_step, 5),
+        "backtracks": result.backtracks,
+        "interrupted": result.interrupted,
+        "history": history.records,
+    }
+    if reference is not None and result.steps_run:
+        report["metrics"] = {"psnr": psnr(image, reference), "ssim": ssim(image, reference)}
+        best = history.best("psnr_average" if result.average is not None else "psnr")
+        if best is not None:
+            report["metrics"]["best_along_run"] = best
+    return Run(image=image, result=result, history=history, report=report)
+
+
+def _check_reference(picture: Picture, reference: Picture | None) -> np.ndarray | None:
+    if reference is None:
+        return None
+    if reference.pixels.shape != picture.pixels.shape:
+        raise UserError(
+            f"the reference is {reference.width}×{reference.height}×{reference.channels} but the "
+            f"input is {picture.width}×{picture.height}×{picture.channels}; give the clean "
+            "version of the same image"
+        )
+    return reference.pixels
+
+
+def denoise_picture(
+    picture: Picture,
+    *,
+    preset: str | Preset = "authors",
+    steps: int | None = None,
+    reference: Picture | None = None,
+    callbacks: Sequence[Callback] = (),
+    **options: Any,
+) -> tuple[Picture, Run]:
+    """Blind denoising (data term ‖x − x0‖²) of a Picture; alpha and bit depth are kept."""
+    chosen = preset if isinstance(preset, Preset) else get_preset(DENOISE_PRESETS, preset)
+    if steps is not None and steps < 1:
+        raise UserError(f"the number of steps must be positive, got {steps}")
+    ref = _check_reference(picture, reference)
+    observation = to_tensor(picture.pixels, torch.device("cpu"))
+    run = run_fit(
+        observation,
+        _identity,
+        chosen.with_steps(steps),
+        task="denoise",
+        out_channels=picture.channels,
+        out_size=(picture.height, picture.width),
+        reference=ref,
+        callbacks=callbacks,
+        **options,
+    )
+    if ref is not None and "metrics" in run.report:
+        run.report["metrics"]["psnr_input"] = psnr(picture.pixels, ref)
+    return picture.with_pixels(run.image), run
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+ArrayLike = np.ndarray | Tensor
+
+
+def _as_picture(image: ArrayLike) -> tuple[Picture, Callable[[Picture], ArrayLike]]:
+    """Accept H×W(×C) arrays or tensors; return a Picture and the way back to the input type."""
+    if isinstance(image, Tensor):
+        array = image.detach().cpu().numpy()
+        as_tensor = True
+    else:
+        array, as_tensor = np.asarray(image), False
+    dtype = array.dtype
+    picture = from_array(array)
+
+    def back(result: Picture) -> ArrayLike:
+        out = to_array(result, dtype if dtype in (np.uint8, np.uint16) else np.float32)
+        out = out[:, :, 0] if array.ndim == 2 else out
+        return torch.from_numpy(out.astype(dtype)) if as_tensor else out.astype(dtype)
+
+    return picture, back
+
+
+def denoise(
+    image: ArrayLike,
+    *,
+    reference: ArrayLike | None = None,
+    preset: str | Preset = "authors",
+    steps: int | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    progress: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """Denoise an H×W or H×W×C image (uint8, uint16 or float in [0, 1]; numpy or torch).
+
+    Returns the restored image in the input's type and layout, and the run report.
+    """
+    picture, back = _as_picture(image)
+    ref = _as_picture(reference)[0] if reference is not None else None
+    restored, run = denoise_picture(
+        picture,
+        preset=preset,
+        steps=steps,
+        reference=ref,
+        seed=seed,
+        device=device,
+        progress=progress,
+        callbacks=callbacks,
+    )
+    return back(restored), run.report

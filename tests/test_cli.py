@@ -1,0 +1,175 @@
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from deepprior import cli, presets
+from deepprior.callbacks import Progress
+from deepprior.io import Picture, read_image, write_image
+
+from .test_tasks import FAST
+
+
+@pytest.fixture(autouse=True)
+def fast_presets(monkeypatch):
+    """Run the CLI with a small network so that each call takes a second."""
+    monkeypatch.setitem(presets.DENOISE_PRESETS, "authors", replace(FAST, steps=6))
+
+
+def run(*argv: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(argv))
+    return int(exit_info.value.code or 0)
+
+
+@pytest.fixture
+def noisy_png(tmp_path, noisy32):
+    return write_image(tmp_path / "noisy.png", Picture(noisy32))
+
+
+@pytest.fixture
+def clean_png(tmp_path, clean32):
+    return write_image(tmp_path / "clean.png", Picture(clean32))
+
+
+def test_denoise_writes_the_output_and_a_full_report(tmp_path, noisy_png, clean_png, capsys):
+    out, report = tmp_path / "out.png", tmp_path / "run.json"
+    code = run(
+        "denoise",
+        str(noisy_png),
+        "-o",
+        str(out),
+        "--seed",
+        "0",
+        "--reference",
+        str(clean_png),
+        "--report",
+        str(report),
+        "--device",
+        "cpu",
+    )
+    assert code == 0
+    assert read_image(out).pixels.shape == (32, 32, 3)
+    data = json.loads(report.read_text())
+    assert data["task"] == "denoise" and data["seed"] == 0 and data["steps_run"] == 6
+    assert {"psnr", "ssim", "psnr_input"} <= set(data["metrics"])
+    assert "PSNR" in capsys.readouterr().err
+
+
+def test_default_output_name_and_snapshots(tmp_path, noisy_png):
+    assert run("denoise", str(noisy_png), "--steps", "4", "--save-every", "2", "-q") == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "noisy.denoised.png",
+        "noisy.denoised.step00002.png",
+        "noisy.denoised.step00004.png",
+        "noisy.png",
+    ]
+    # a second run would overwrite them: it needs --force
+    assert run("denoise", str(noisy_png), "--steps", "4", "--save-every", "2", "-q") == 2
+
+
+def test_paper_preset_and_steps_flag(tmp_path, noisy_png, monkeypatch):
+    monkeypatch.setitem(presets.DENOISE_PRESETS, "paper", replace(FAST, name="paper", steps=3))
+    report = tmp_path / "r.json"
+    assert (
+        run(
+            "denoise",
+            str(noisy_png),
+            "-o",
+            str(tmp_path / "a.png"),
+            "--preset",
+            "paper",
+            "--report",
+            str(report),
+            "-q",
+        )
+        == 0
+    )
+    assert json.loads(report.read_text())["settings"]["name"] == "paper"
+    assert (
+        run(
+            "denoise",
+            str(noisy_png),
+            "-o",
+            str(tmp_path / "b.png"),
+            "--steps",
+            "2",
+            "--report",
+            str(report),
+            "--force",
+            "-q",
+        )
+        == 0
+    )
+    assert json.loads(report.read_text())["steps_run"] == 2
+
+
+def user_error_cases(tmp_path, noisy_png):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(noisy_png.read_bytes()[:50])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    existing = write_image(tmp_path / "existing.png", Picture(np.zeros((16, 16, 3), np.float32)))
+    out = str(tmp_path / "new.png")
+    cases = {
+        "missing": ["denoise", str(tmp_path / "nope.png"), "-o", out],
+        "corrupt": ["denoise", str(corrupt), "-o", out],
+        "empty": ["denoise", str(empty), "-o", out],
+        "directory input": ["denoise", str(tmp_path), "-o", out],
+        "directory output": ["denoise", str(noisy_png), "-o", str(tmp_path)],
+        "existing output": ["denoise", str(noisy_png), "-o", str(existing)],
+        "unknown format": ["denoise", str(noisy_png), "-o", str(tmp_path / "x.gif2")],
+        "unknown device": ["denoise", str(noisy_png), "-o", out, "--device", "tpu"],
+        "zero steps": ["denoise", str(noisy_png), "-o", out, "--steps", "0"],
+        "negative steps": ["denoise", str(noisy_png), "-o", out, "--steps", "-5"],
+        "unknown flag": ["denoise", str(noisy_png), "-o", out, "--sigma", "25"],
+        "bad reference": ["denoise", str(noisy_png), "-o", out, "--reference", str(empty)],
+        "reference size": ["denoise", str(noisy_png), "-o", out, "--reference", str(existing)],
+    }
+    if not torch.cuda.is_available():
+        cases["cuda without GPU"] = ["denoise", str(noisy_png), "-o", out, "--device", "cuda"]
+    return cases
+
+
+def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, noisy_png, capsys):
+    for name, argv in user_error_cases(tmp_path, noisy_png).items():
+        before = sorted(p.name for p in tmp_path.iterdir())
+        assert run(*argv) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("deepprior: error:") and "\n" not in err, (name, err)
+        assert "Traceback" not in err
+        assert sorted(p.name for p in tmp_path.iterdir()) == before, name
+
+
+def test_ctrl_c_writes_the_current_result_and_exits_130(tmp_path, noisy_png, monkeypatch):
+    original = Progress.on_step
+
+    def interrupt_at_third(self, state):
+        original(self, state)
+        if state.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Progress, "on_step", interrupt_at_third)
+    out, report = tmp_path / "out.png", tmp_path / "run.json"
+    assert run("denoise", str(noisy_png), "-o", str(out), "--report", str(report), "-q") == 130
+    data = json.loads(report.read_text())
+    assert data["interrupted"] is True and data["steps_run"] == 2
+    assert read_image(out).pixels.shape == (32, 32, 3)
+
+
+def test_demo_writes_its_files(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert run("demo", "--out", str(out), "--steps", "3", "--device", "cpu", "-q") == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {"clean.png", "noisy.png", "restored.png", "comparison.png", "report.json"}
+    assert "PSNR" in capsys.readouterr().out
+    assert run("demo", "--out", str(out), "--steps", "3", "-q") == 2  # would overwrite
+
+
+def test_help_and_version_exit_cleanly(capsys):
+    assert run("--help") == 0
+    assert "denoise" in capsys.readouterr().out
+    assert run("--version") == 0

@@ -1,0 +1,177 @@
+import pytest
+import torch
+
+from deepprior.callbacks import ExponentialAverage, History, Snapshots
+from deepprior.fit import Backtracking, Callback, FitState, fit
+from deepprior.nets import build_net
+
+
+def small_net(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_net("skip", 4, 3, down=(8, 8), up=(8, 8), skip=(2, 2))
+
+
+def problem(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, 16, 16, generator=g), torch.rand(1, 4, 16, 16, generator=g) * 0.1
+
+
+def identity(x):
+    return x
+
+
+def test_fit_reduces_the_data_term():
+    y, z = problem()
+    history = History(every=1)
+    fit(y, identity, small_net(), z, steps=60, lr=0.01, callbacks=[history])
+    losses = [r["loss"] for r in history.records]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_same_seed_gives_bit_identical_output():
+    y, z = problem()
+    runs = [
+        fit(
+            y,
+            identity,
+            small_net(),
+            z,
+            steps=15,
+            input_noise=0.05,
+            generator=torch.Generator().manual_seed(7),
+        )
+        for _ in range(2)
+    ]
+    assert torch.equal(runs[0].output, runs[1].output)
+    other = fit(
+        y,
+        identity,
+        small_net(),
+        z,
+        steps=15,
+        input_noise=0.05,
+        generator=torch.Generator().manual_seed(8),
+    )
+    assert not torch.equal(runs[0].output, other.output)
+
+
+def test_crop_fits_only_the_image_region():
+    y, _ = problem()
+    z = torch.rand(1, 4, 32, 32) * 0.1
+    result = fit(y, identity, small_net(), z, steps=3, crop=(8, 4, 16, 16))
+    assert result.output.shape == (1, 3, 16, 16)
+
+
+def test_exponential_average_matches_its_definition():
+    outputs = []
+
+    class Keep(Callback):
+        def on_step(self, state: FitState) -> None:
+            outputs.append(state.output.clone())
+
+    y, z = problem()
+    result = fit(y, identity, small_net(), z, steps=5, callbacks=[ExponentialAverage(0.9), Keep()])
+    expected = outputs[0]
+    for out in outputs[1:]:
+        expected = 0.9 * expected + 0.1 * out
+    assert result.average is not None
+    torch.testing.assert_close(result.average, expected)
+    assert result.image is result.average
+
+
+def test_history_records_every_n_steps_and_the_last():
+    y, z = problem()
+    history = History(every=4, reference=y)
+    fit(y, identity, small_net(), z, steps=10, callbacks=[history])
+    assert [r["step"] for r in history.records] == [1, 4, 8, 10]
+    assert all("psnr" in r for r in history.records)
+
+
+def test_snapshots_are_handed_over_every_n_steps():
+    seen = []
+    y, z = problem()
+    fit(
+        y, identity, small_net(), z, steps=7, callbacks=[Snapshots(3, lambda s, im: seen.append(s))]
+    )
+    assert seen == [3, 6]
+
+
+def test_a_callback_can_stop_the_fit():
+    class StopAtFour(Callback):
+        def on_step(self, state: FitState) -> None:
+            state.stop = state.step == 3
+
+    y, z = problem()
+    assert fit(y, identity, small_net(), z, steps=50, callbacks=[StopAtFour()]).steps_run == 4
+
+
+def test_ctrl_c_keeps_what_the_fit_had():
+    class Interrupt(Callback):
+        def on_step(self, state: FitState) -> None:
+            if state.step == 5:
+                raise KeyboardInterrupt
+
+    y, z = problem()
+    result = fit(
+        y, identity, small_net(), z, steps=50, callbacks=[ExponentialAverage(), Interrupt()]
+    )
+    assert result.interrupted and result.steps_run == 5
+    assert result.average is not None and result.average.shape == y.shape
+
+
+def test_steps_must_be_positive():
+    y, z = problem()
+    with pytest.raises(ValueError):
+        fit(y, identity, small_net(), z, steps=0)
+
+
+def snapshot(net, optimizer):
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    moments = {
+        i: {k: v.clone() for k, v in s.items()} for i, s in enumerate(optimizer.state.values())
+    }
+    return state, moments
+
+
+def test_backtracking_restores_weights_buffers_and_optimiser_state():
+    y, z = problem()
+    net = small_net()
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    backtracking = Backtracking(drop_db=5.0)
+
+    def step() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.mean((net(z) - y) ** 2)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    step()
+    good = torch.mean((net(z) - y) ** 2).detach()
+    assert not backtracking.reject(good, net, optimizer)
+    saved_net, saved_moments = snapshot(net, optimizer)
+    for _ in range(3):  # moves weights, BatchNorm buffers and Adam's moments
+        step()
+    assert not torch.equal(
+        net.state_dict()["body.down.0.1.0.running_mean"], saved_net["body.down.0.1.0.running_mean"]
+    )
+    assert backtracking.reject(good * 100, net, optimizer)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, saved_net[key]), key
+    for i, moments in enumerate(optimizer.state.values()):
+        for key, value in moments.items():
+            assert torch.equal(value, saved_moments[i][key]), key
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+
+
+def test_fit_drops_the_update_of_a_collapsed_step():
+    y, z = problem()
+    calls = {"n": 0}
+
+    def flaky(x):
+        calls["n"] += 1
+        return x + 10 if calls["n"] == 6 else x  # the 6th evaluation collapses
+
+    net = small_net()
+    result = fit(y, flaky, net, z, steps=8, backtracking=Backtracking())
+    assert result.backtracks == 1 and result.steps_run == 8 and calls["n"] == 9

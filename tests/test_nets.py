@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from deepprior.nets import NETS, SkipConfig, SkipNet, build_net, count_parameters, size_multiple
+
+
+def test_authors_denoising_net_has_the_published_parameter_count():
+    assert count_parameters(build_net("skip", 32, 3)) == 2_217_831
+
+
+def make(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_net(name, 8, 3)
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_output_shape_and_range(name):
+    net = make(name)
+    side = 2 * size_multiple(net)
+    out = net(torch.rand(2, 8, side, side + size_multiple(net)))
+    assert out.shape == (2, 3, side, side + size_multiple(net))
+    assert torch.isfinite(out).all()
+    assert out.min() >= 0 and out.max() <= 1  # sigmoid output
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_every_parameter_receives_a_gradient(name):
+    net = make(name)
+    side = 2 * size_multiple(net)
+    net(torch.rand(1, 8, side, side)).mean().backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_same_seed_same_network(name):
+    a, b = make(name), make(name)
+    z = torch.rand(1, 8, 64, 64)
+    assert torch.equal(a(z), b(z))
+    torch.manual_seed(1)
+    c = build_net(name, 8, 3)
+    assert not torch.equal(a(z), c(z))
+
+
+def test_hourglass_has_no_skip_branches():
+    net = build_net("hourglass", 8, 3)
+    assert isinstance(net, SkipNet) and all(ch == 0 for ch in net.config.skip)
+    assert count_parameters(net) < count_parameters(build_net("skip", 8, 3))
+
+
+@pytest.mark.parametrize("downsample", ["stride", "avg", "max"])
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+@pytest.mark.parametrize("padding", ["reflection", "zero"])
+def test_skip_options_keep_the_shape(downsample, upsample, padding):
+    config = SkipConfig(
+        down=(8, 16, 16),
+        up=(8, 16, 16),
+        skip=(0, 4, 4),
+        filter_down=(5, 3, 3),
+        downsample=downsample,
+        upsample=upsample,
+        padding=padding,
+        conv1x1_up=False,
+    )
+    net = SkipNet(4, 1, config)
+    assert net.size_multiple == 8
+    assert net(torch.rand(1, 4, 24, 16)).shape == (1, 1, 24, 16)
+
+
+def test_mismatched_levels_are_rejected():
+    with pytest.raises(ValueError, match="levels"):
+        SkipConfig(down=(8, 8), up=(8,), skip=(4, 4))
+    with pytest.raises(ValueError, match="per-level"):
+        SkipNet(4, 3, SkipConfig(down=(8, 8), up=(8, 8), skip=(4, 4), filter_down=(3, 3, 3)))
+
+
+def test_unknown_network_names_the_choices():
+    with pytest.raises(ValueError, match="skip"):
+        build_net("vgg", 3, 3)
