@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -103,6 +104,7 @@ class Progress(Callback):
         self._bar = tqdm(
             total=state.total_steps,
             desc=self.description,
+            mininterval=0.1 if sys.stderr.isatty() else 5.0,
             unit="step",
             disable=self.quiet,
             dynamic_ncols=True,

@@ -206,8 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:
         code = cli.main(args=argv, prog_name="deepprior", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        click.echo(error.ctx.get_help() if error.ctx else "deepprior --help", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as error:
-        hint = " (see 'deepprior --help')" if isinstance(error, click.UsageError) else ""
+        hint = ""
+        if isinstance(error, click.UsageError):
+            command = error.ctx.command_path if error.ctx else "deepprior"
+            hint = f" (see '{command} --help')"
         click.echo(f"deepprior: error: {error.format_message()}{hint}", err=True)
         sys.exit(EXIT_USAGE)
     except UserError as error:
