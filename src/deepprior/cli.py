@@ -28,6 +28,20 @@ SEED = click.option(
     default=None,
     help="Random seed (default: drawn at random and written to the report).",
 )
+PRECISION = click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="Arithmetic: 'auto' is bf16 on CPUs with native bfloat16, fp32 elsewhere.",
+)
+ENGINE = click.option(
+    "--engine",
+    type=click.Choice(["fast", "reference"]),
+    default="fast",
+    show_default=True,
+    help="'reference': the plain eager fp32 loop, kept to measure speed-ups against.",
+)
 STEPS = click.option(
     "--steps",
     type=click.IntRange(min=1),
@@ -86,6 +100,8 @@ def _snapshot_name(output: Path, step: int) -> Path:
 @STEPS
 @SEED
 @DEVICE
+@PRECISION
+@ENGINE
 @click.option(
     "--reference",
     type=click.Path(),
@@ -114,6 +130,8 @@ def denoise(
     steps: int | None,
     seed: int | None,
     device: str,
+    precision: str,
+    engine: str,
     reference: str | None,
     report_path: str | None,
     save_every: int | None,
@@ -124,7 +142,7 @@ def denoise(
     from .callbacks import Snapshots
     from .io import check_writable, default_output, read_image, write_image
     from .report import write_json
-    from .tasks import denoise_picture, resolve_device
+    from .tasks import denoise_picture, resolve_device, resolve_engine
 
     source = _existing_file(input_path)
     assert source is not None
@@ -132,7 +150,7 @@ def denoise(
     check_writable(out_path, force=force)
     report_file = Path(report_path) if report_path else None
     _check_new_file(report_file, force)
-    resolve_device(device)
+    resolve_engine(engine, precision, resolve_device(device))
     picture = read_image(source)
     clean = read_image(ref) if (ref := _existing_file(reference)) else None
 
@@ -157,6 +175,8 @@ def denoise(
         reference=clean,
         seed=seed,
         device=device,
+        precision=precision,
+        engine=engine,
         progress=not quiet,
         callbacks=callbacks,
     )

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .engine import FAST, Engine, autocast, prepare
+
 Operator = Callable[[Tensor], Tensor]
 MAX_BACKTRACKS_IN_ROW = 20
 
@@ -119,6 +121,7 @@ def fit(
     backtracking: Backtracking | None = None,
     callbacks: Sequence[Callback] = (),
     generator: torch.Generator | None = None,
+    engine: Engine = FAST,
 ) -> FitResult:
     """Fit ``net(z)`` so that ``operator(net(z))`` matches ``y`` in mean squared error.
 
@@ -134,6 +137,7 @@ def fit(
         backtracking: undo collapsing steps (see :class:`Backtracking`).
         callbacks: averaging, history, progress, snapshots, stopping rules.
         generator: the random source of the jitter, for reproducible runs.
+        engine: precision, memory layout, compilation (see :mod:`deepprior.engine`).
 
     Shape:
         y: (1, C_y, h, w); z: (1, C_z, H, W); outputs: (1, C, height, width).
@@ -143,16 +147,19 @@ def fit(
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
     net.train()
+    run_net, z = prepare(net, z, engine)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     state = FitState(step=0, total_steps=steps, net=net, optimizer=optimizer)
     jitter = torch.empty_like(z) if input_noise > 0 else None
+    precision = autocast(engine, z.device)
 
     def forward() -> Tensor:
         code = z
         if jitter is not None:
             jitter.normal_(0.0, input_noise, generator=generator)
             code = z + jitter
-        out = net(code)
+        with precision:
+            out = run_net(code).float()
         if crop is not None:
             top, left, height, width = crop
             out = out[:, :, top : top + height, left : left + width]

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .callbacks import ExponentialAverage, History, Progress
+from .engine import FAST, REFERENCE, Engine, bf16_supported, plan_memory
 from .errors import UserError
 from .fit import Backtracking, Callback, FitResult, Operator, fit
 from .inputs import meshgrid_code, noise_code
@@ -48,6 +49,34 @@ def resolve_device(name: str = "auto") -> torch.device:
             )
         return torch.device("mps")
     raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+
+
+def resolve_engine(engine: str | Engine, precision: str, device: torch.device) -> Engine:
+    """The engine by name, in the precision asked for; ``auto`` is bf16 where it is native.
+
+    bf16 is chosen automatically only on CPUs with native bfloat16 arithmetic, where
+    ``benchmarks/denoise.py --precision`` showed it within 0.1 dB of fp32; elsewhere fp32.
+    """
+    if isinstance(engine, Engine):
+        chosen = engine
+    elif engine in ENGINES:
+        chosen = ENGINES[engine]
+    else:
+        raise UserError(f"unknown engine {engine!r}; use {' or '.join(ENGINES)}")
+    if precision == "auto":
+        native = device.type == "cpu" and bf16_supported(device)
+        return chosen.with_precision("bf16" if native else "fp32")
+    if precision == "bf16" and not bf16_supported(device):
+        raise UserError(
+            f"--precision bf16 needs bfloat16 hardware, which this {device.type} "
+            "lacks; use --precision fp32 or auto"
+        )
+    if precision not in ("fp32", "bf16"):
+        raise UserError(f"unknown precision {precision!r}; use fp32, bf16 or auto")
+    return chosen.with_precision(precision)  # type: ignore[arg-type]
+
+
+ENGINES: dict[str, Engine] = {"fast": FAST, "reference": REFERENCE}
 
 
 def padded_layout(height: int, width: int, multiple: int) -> tuple[int, int, int, int]:
@@ -95,6 +124,8 @@ def run_fit(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     history_every: int = 10,
+    precision: str = "auto",
+    engine: str | Engine = "fast",
 ) -> Run:
     """Build the net and the code from ``preset``, fit, and assemble the run report.
 
@@ -103,6 +134,7 @@ def run_fit(
     """
     started = time.perf_counter()
     torch_device = resolve_device(device)
+    chosen_engine = resolve_engine(engine, precision, torch_device)
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     height, width = out_size
 
@@ -123,6 +155,14 @@ def run_fit(
             preset.code_channels, padded_h, padded_w, scale=preset.code_scale, generator=code_gen
         )
     net, z = net.to(torch_device), z.to(torch_device)
+    try:
+        plan = plan_memory(net, z.shape[1], (padded_h, padded_w), chosen_engine, torch_device)
+    except MemoryError as error:
+        raise UserError(
+            f"a {width}×{height} image does not fit on {torch_device}: {error}; use a smaller "
+            "image, --precision bf16, or a device with more memory"
+        ) from None
+    chosen_engine = plan.engine
     jitter_gen = torch.Generator(device=torch_device).manual_seed(seed + 2)
     y = observation.to(torch_device)
 
@@ -146,6 +186,7 @@ def run_fit(
         backtracking=backtracking,
         callbacks=chain,
         generator=jitter_gen,
+        engine=chosen_engine,
     )
     image = (
         to_numpy(result.image)
@@ -157,7 +198,9 @@ def run_fit(
         "settings": preset.to_dict(),
         "seed": seed,
         "device": str(torch_device),
-        "precision": "fp32",
+        "precision": chosen_engine.precision,
+        "engine": chosen_engine.to_dict(),
+        "memory": plan.to_dict(),
         "versions": versions(),
         "net_parameters": count_parameters(net),
         "image_size": [height, width],
@@ -253,6 +296,7 @@ def denoise(
     steps: int | None = None,
     seed: int | None = None,
     device: str = "auto",
+    precision: str = "auto",
     progress: bool = False,
     callbacks: Sequence[Callback] = (),
 ) -> tuple[ArrayLike, dict[str, Any]]:
@@ -269,6 +313,7 @@ def denoise(
         reference=ref,
         seed=seed,
         device=device,
+        precision=precision,
         progress=progress,
         callbacks=callbacks,
     )

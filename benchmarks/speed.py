@@ -1,0 +1,253 @@
+"""Seconds per step of the fitting loop against what this device can do.
+
+    python benchmarks/speed.py --sizes 128 256 512 --engines reference fast fast-bf16
+
+For each preset network, size and engine: the median seconds per step after warm-up, the
+FLOPs of one step (forward + backward, counted with torch.utils.flop_counter), the achieved
+GFLOP/s, the attainable GFLOP/s (a 3×3, 128-channel convolution measured here in the same
+precision and layout), the ratio measured / floor (floor = FLOPs / attainable) and the peak
+memory of the fit. Each configuration runs in a fresh process, so memory peaks are its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_header, print_table, provenance
+
+from deepprior.callbacks import ExponentialAverage
+from deepprior.engine import FAST, REFERENCE, Engine, autocast, memory_format
+from deepprior.fit import Backtracking, Callback, FitState, fit
+from deepprior.nets import build_net
+from deepprior.presets import DENOISE_PRESETS
+
+ENGINES: dict[str, Engine] = {
+    "reference": REFERENCE,
+    "fast": FAST,
+    "fast-bf16": FAST.with_precision("bf16"),
+    "compiled": replace(FAST, name="compiled", compile=True),
+    "compiled-bf16": replace(FAST, name="compiled", compile=True, precision="bf16"),
+    "nchw-bf16": replace(REFERENCE, name="nchw-bf16", precision="bf16"),
+}
+
+
+class StepTimer(Callback):
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_step(self, state: FitState) -> None:
+        self.stamps.append(time.perf_counter())
+
+
+class EveryStepMetrics(Callback):
+    """What the authors' loop did each step: read the loss and a PSNR back to the host."""
+
+    def __init__(self, y: torch.Tensor):
+        self.y = y
+
+    def on_step(self, state: FitState) -> None:
+        float(state.loss)
+        float(torch.mean((state.output - self.y) ** 2))
+
+
+def attainable_gflops(engine: Engine, device: torch.device, size: int = 256) -> float:
+    """GFLOP/s of a 3×3, 128→128 convolution at size², forward, in the engine's precision."""
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(device, memory_format=memory_format(engine))
+    x = torch.rand(1, 128, size, size, device=device).contiguous(
+        memory_format=memory_format(engine)
+    )
+    flops = 2 * 128 * 128 * 9 * size * size
+    times = []
+    with torch.no_grad(), autocast(engine, device):
+        for i in range(13):
+            start = time.perf_counter()
+            conv(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= 3:
+                times.append(time.perf_counter() - start)
+    return flops / statistics.median(times) / 1e9
+
+
+def step_flops(preset_name: str, size: int) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    preset = DENOISE_PRESETS[preset_name]
+    net = build_net(preset.net, preset.code_channels, 3, **preset.net_options)
+    z = torch.rand(1, preset.code_channels, size, size)
+    with FlopCounterMode(display=False) as counter:
+        net(z).mean().backward()
+    return int(counter.get_total_flops())
+
+
+def measure_one(
+    preset_name: str, size: int, engine_name: str, steps: int, warmup: int, device_name: str
+) -> dict[str, Any]:
+    device = torch.device(device_name)
+    engine = ENGINES[engine_name]
+    preset = DENOISE_PRESETS[preset_name]
+    torch.manual_seed(0)
+    net = build_net(preset.net, preset.code_channels, 3, **preset.net_options).to(device)
+    z = (torch.rand(1, preset.code_channels, size, size) * 0.1).to(device)
+    y = torch.rand(1, 3, size, size, device=device)
+    timer = StepTimer()
+    callbacks: list[Callback] = [ExponentialAverage(0.99)]
+    if engine.name == "reference":
+        callbacks.append(EveryStepMetrics(y))
+    callbacks.append(timer)
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    fit(
+        y,
+        lambda x: x,
+        net,
+        z,
+        steps=warmup + steps,
+        lr=0.01,
+        input_noise=1 / 30,
+        backtracking=Backtracking(),
+        callbacks=callbacks,
+        engine=engine,
+    )
+    total = time.perf_counter() - started
+    gaps = [b - a for a, b in zip(timer.stamps, timer.stamps[1:], strict=False)][warmup - 1 :]
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 2**20
+    return {
+        "seconds_per_step": statistics.median(gaps),
+        "seconds_total": total,
+        "peak_memory_gib": peak,
+        "attainable_gflops": attainable_gflops(engine, device),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["authors"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument(
+        "--engines", nargs="+", default=["reference", "fast", "fast-bf16"], choices=sorted(ENGINES)
+    )
+    parser.add_argument("--steps", type=int, default=8, help="timed steps after warm-up")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--one", nargs=3, metavar=("PRESET", "SIZE", "ENGINE"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+
+    if args.one:
+        preset, size, engine = args.one
+        print(
+            json.dumps(measure_one(preset, int(size), engine, args.steps, args.warmup, args.device))
+        )
+        return
+
+    info = provenance(args.device)
+    settings = {
+        "presets": args.presets,
+        "sizes": args.sizes,
+        "engines": args.engines,
+        "timed_steps": args.steps,
+        "warmup": args.warmup,
+    }
+    print_header(info, settings)
+    rows, results = [], []
+    for preset in args.presets:
+        for size in args.sizes:
+            flops = step_flops(preset, size)
+            reference_time = None
+            for engine in args.engines:
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    preset,
+                    str(size),
+                    engine,
+                    "--steps",
+                    str(args.steps),
+                    "--warmup",
+                    str(args.warmup),
+                    "--device",
+                    args.device,
+                ]
+                done = subprocess.run(command, capture_output=True, text=True, check=True)
+                m = json.loads(done.stdout.strip().splitlines()[-1])
+                achieved = flops / m["seconds_per_step"] / 1e9
+                floor = flops / (m["attainable_gflops"] * 1e9)
+                if engine == "reference":
+                    reference_time = m["seconds_per_step"]
+                speedup = reference_time / m["seconds_per_step"] if reference_time else None
+                entry = {
+                    "preset": preset,
+                    "size": size,
+                    "engine": engine,
+                    "engine_settings": ENGINES[engine].to_dict(),
+                    "step_gflop": flops / 1e9,
+                    "achieved_gflops": achieved,
+                    "floor_seconds": floor,
+                    "ratio_to_floor": m["seconds_per_step"] / floor,
+                    "speedup_vs_reference": speedup,
+                    **m,
+                }
+                results.append(entry)
+                rows.append(
+                    [
+                        preset,
+                        size,
+                        engine,
+                        m["seconds_per_step"],
+                        flops / 1e9,
+                        achieved,
+                        m["attainable_gflops"],
+                        m["seconds_per_step"] / floor,
+                        f"{speedup:.2f}x" if speedup else "n/a",
+                        m["peak_memory_gib"],
+                    ]
+                )
+                print(
+                    f"done {preset} {size} {engine}: {m['seconds_per_step']:.3f} s/step", flush=True
+                )
+    print_table(
+        [
+            "preset",
+            "size",
+            "engine",
+            "s/step",
+            "GFLOP/step",
+            "GFLOP/s",
+            "attainable",
+            "x floor",
+            "vs ref",
+            "peak GiB",
+        ],
+        rows,
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({**info, "settings": settings, "results": results}, indent=2) + "\n"
+        )
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
