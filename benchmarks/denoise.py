@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_header, print_table, provenance
@@ -83,6 +82,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--preset", default="authors", choices=sorted(DENOISE_PRESETS))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--engine", default="fast", choices=["fast", "reference"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="report the seconds until the averaged output reaches this PSNR",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -98,6 +105,9 @@ def main() -> None:
         "sigma": args.sigma,
         "seeds": args.seeds,
         "checkpoints": checkpoints,
+        "engine": args.engine,
+        "precision": args.precision,
+        "target_psnr": args.target,
         "preset": preset.to_dict(),
     }
     print_header(
@@ -106,50 +116,89 @@ def main() -> None:
         | {"preset": f"{preset.name} ({preset.source})", "steps": preset.steps},
     )
 
-    results: list[dict[str, Any]] = []
+    results = []
     for path in paths:
         clean = centre_crop(read_image(path).pixels, args.crop)
         for seed in args.seeds:
-            noisy = add_noise(clean, args.sigma, seed)
-            started = time.perf_counter()
-            _, run = denoise_picture(
-                Picture(noisy),
-                preset=preset,
-                reference=Picture(clean),
-                seed=seed,
-                device=args.device,
-                progress=False,
-            )
-            history = run.report["history"]
-            best = max((r for r in history if "psnr_average" in r), key=lambda r: r["psnr_average"])
-            entry = {
-                "image": path.stem,
-                "seed": seed,
-                "size": list(clean.shape),
-                "psnr_noisy": psnr(noisy, clean),
-                "at": {
-                    str(s): {
-                        "last": at_step(history, s, "psnr"),
-                        "average": at_step(history, s, "psnr_average"),
-                    }
-                    for s in checkpoints
-                },
-                "best_average": {"psnr": best["psnr_average"], "step": best["step"]},
-                "best_last": max(r["psnr"] for r in history),
-                "final": run.report["metrics"],
-                "nlm": psnr(nlm(noisy, sigma), clean),
-                "seconds_per_step": run.report["seconds_per_step"],
-                "seconds": time.perf_counter() - started,
-            }
-            bm3d = bm3d_or_none(noisy, sigma)
-            entry["bm3d"] = psnr(bm3d, clean) if bm3d is not None else None
+            entry = run_one(path.stem, clean, seed, sigma, preset, checkpoints, args)
             results.append(entry)
             print(f"done {path.stem} seed {seed} in {entry['seconds']:.0f} s", flush=True)
+    print_table(*table(results, checkpoints, args.target))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({**info, "settings": settings, "results": results}, indent=2) + "\n"
+        )
+        print(f"wrote {args.json}")
 
+
+def run_one(
+    name: str,
+    clean: np.ndarray,
+    seed: int,
+    sigma: float,
+    preset: Any,
+    checkpoints: list[int],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    noisy = add_noise(clean, args.sigma, seed)
+    started = time.perf_counter()
+    _, run = denoise_picture(
+        Picture(noisy),
+        preset=preset,
+        reference=Picture(clean),
+        seed=seed,
+        device=args.device,
+        progress=False,
+        engine=args.engine,
+        precision=args.precision,
+    )
+    history = run.report["history"]
+    best = max((r for r in history if "psnr_average" in r), key=lambda r: r["psnr_average"])
+    bm3d = bm3d_or_none(noisy, sigma)
+    return {
+        "image": name,
+        "seed": seed,
+        "size": list(clean.shape),
+        "psnr_noisy": psnr(noisy, clean),
+        "at": {
+            str(s): {
+                "last": at_step(history, s, "psnr"),
+                "average": at_step(history, s, "psnr_average"),
+            }
+            for s in checkpoints
+        },
+        "best_average": {"psnr": best["psnr_average"], "step": best["step"]},
+        "best_last": max(r["psnr"] for r in history),
+        "final": run.report["metrics"],
+        "nlm": psnr(nlm(noisy, sigma), clean),
+        "bm3d": psnr(bm3d, clean) if bm3d is not None else None,
+        "precision": run.report["precision"],
+        "seconds_per_step": run.report["seconds_per_step"],
+        "seconds_to_target": seconds_to(history, args.target, run.report["seconds_per_step"]),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def seconds_to(
+    history: list[dict[str, float]], target: float | None, seconds_per_step: float
+) -> float | None:
+    """Fitting time until the averaged output first reaches ``target`` dB (None: never)."""
+    if target is None:
+        return None
+    step = next((r["step"] for r in history if r.get("psnr_average", -1) >= target), None)
+    return None if step is None else step * seconds_per_step
+
+
+def table(
+    results: list[dict[str, Any]], checkpoints: list[int], target: float | None
+) -> tuple[list[str], list[list[Any]]]:
     headers = ["image", "seed", "noisy"]
     for s in checkpoints:
         headers += [f"last@{s}", f"avg@{s}"]
-    headers += ["best avg (step)", "NLM", "BM3D", "s/step"]
+    headers += ["best avg (step)", "NLM", "BM3D", "s/step", "precision"]
+    if target is not None:
+        headers.append(f"s to {target:g} dB")
     rows = []
     for e in results:
         row: list[Any] = [e["image"], e["seed"], e["psnr_noisy"]]
@@ -160,30 +209,29 @@ def main() -> None:
             e["nlm"],
             e["bm3d"] if e["bm3d"] is not None else "n/a",
             e["seconds_per_step"],
+            e["precision"],
         ]
+        if target is not None:
+            reached = e["seconds_to_target"]
+            row.append(f"{reached:.0f}" if reached is not None else "never")
         rows.append(row)
     if len(results) > 1:
-        mean = ["mean", "", statistics.mean(e["psnr_noisy"] for e in results)]
+        mean: list[Any] = ["mean", "", statistics.mean(e["psnr_noisy"] for e in results)]
         for s in checkpoints:
             for key in ("last", "average"):
                 values = [e["at"][str(s)][key] for e in results]
                 mean.append(statistics.mean(values) if None not in values else "n/a")
+        bm3d = [e["bm3d"] for e in results]
         mean += [
             f"{statistics.mean(e['best_average']['psnr'] for e in results):.2f}",
             statistics.mean(e["nlm"] for e in results),
-            "",
+            statistics.mean(bm3d) if None not in bm3d else "n/a",
             statistics.mean(e["seconds_per_step"] for e in results),
+            "",
         ]
-        rows.append(mean)
-    print_table(headers, rows)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({**info, "settings": settings, "results": results}, indent=2) + "\n"
-        )
-        print(f"wrote {args.json}")
+        rows.append(mean + ([""] if target is not None else []))
+    return headers, rows
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(torch.get_num_threads())
     main()

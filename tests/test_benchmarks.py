@@ -1,0 +1,67 @@
+"""The benchmark scripts run end to end on tiny settings (their figures are not checked here)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from deepprior.io import Picture, write_image
+
+from .conftest import photo
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_script(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_denoise_benchmark_prints_a_table_and_writes_json(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_image(folder / "astronaut.png", Picture(photo(40)))
+    out = tmp_path / "result.json"
+    stdout = run_script(
+        str(BENCHMARKS / "denoise.py"),
+        str(folder),
+        "--crop",
+        "32",
+        "--steps",
+        "20",
+        "--checkpoints",
+        "10",
+        "20",
+        "--target",
+        "10",
+        "--json",
+        str(out),
+    )
+    assert "avg@20" in stdout and "commit" in stdout
+    data = json.loads(out.read_text())
+    entry = data["results"][0]
+    assert entry["size"] == [32, 32, 3] and entry["at"]["20"]["average"] is not None
+    assert {"commit", "machine", "versions", "settings"} <= set(data)
+
+
+def test_speed_benchmark_measures_each_engine(tmp_path):
+    out = tmp_path / "speed.json"
+    stdout = run_script(
+        str(BENCHMARKS / "speed.py"),
+        "--sizes",
+        "64",
+        "--engines",
+        "reference",
+        "fast",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+        str(out),
+    )
+    assert "x floor" in stdout
+    results = json.loads(out.read_text())["results"]
+    assert [r["engine"] for r in results] == ["reference", "fast"]
+    assert all(r["seconds_per_step"] > 0 and r["step_gflop"] > 0 for r in results)
