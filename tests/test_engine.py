@@ -69,3 +69,42 @@ def test_precision_choice():
         resolve_engine("turbo", "fp32", cpu)
     with pytest.raises(UserError, match="precision"):
         resolve_engine("fast", "fp8", cpu)
+
+
+def test_checkpointing_gives_the_same_gradients():
+    net, _, _ = net_and_problem()
+    z = torch.rand(1, 4, 16, 16)
+    net(z).mean().backward()
+    plain = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    net.set_checkpointing(True)
+    net(z).mean().backward()
+    for a, p in zip(plain, net.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad)
+
+
+def test_memory_plan_turns_checkpointing_on_when_memory_is_short(monkeypatch):
+    from deepprior import engine as engine_module
+
+    net = build_net("skip", 32, 3)
+    cpu = torch.device("cpu")
+    plenty = engine_module.plan_memory(net, 32, (256, 256), FAST, cpu)
+    assert not plenty.engine.checkpointing
+    full_estimate = plenty.estimate_bytes
+    monkeypatch.setattr(engine_module, "available_memory", lambda device: full_estimate)
+    tight = engine_module.plan_memory(net, 32, (256, 256), FAST, cpu)
+    assert tight.engine.checkpointing and tight.estimate_bytes < full_estimate
+    monkeypatch.setattr(engine_module, "available_memory", lambda device: 10 * 2**20)
+    with pytest.raises(MemoryError, match="GiB"):
+        engine_module.plan_memory(net, 32, (256, 256), FAST, cpu)
+
+
+def test_an_image_that_cannot_fit_is_refused_before_the_fit(monkeypatch):
+    import numpy as np
+
+    import deepprior
+    from deepprior import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "available_memory", lambda device: 2**20)
+    with pytest.raises(UserError, match="does not fit"):
+        deepprior.denoise(np.zeros((64, 64, 3), np.float32), steps=1, device="cpu")

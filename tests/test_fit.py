@@ -133,11 +133,12 @@ def snapshot(net, optimizer):
     return state, moments
 
 
-def test_backtracking_restores_weights_buffers_and_optimiser_state():
+def test_backtracking_restores_weights_buffers_optimiser_and_average():
     y, z = problem()
     net = small_net()
     optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
-    backtracking = Backtracking(drop_db=5.0)
+    state = FitState(step=0, total_steps=10, net=net, optimizer=optimizer)
+    backtracking = Backtracking(drop_db=5.0, every=1)
 
     def step() -> torch.Tensor:
         optimizer.zero_grad()
@@ -148,20 +149,30 @@ def test_backtracking_restores_weights_buffers_and_optimiser_state():
 
     step()
     good = torch.mean((net(z) - y) ** 2).detach()
-    assert not backtracking.reject(good, net, optimizer)
+    state.average = torch.full_like(y, 0.25)
+    assert not backtracking.reject(state, good)
     saved_net, saved_moments = snapshot(net, optimizer)
     for _ in range(3):  # moves weights, BatchNorm buffers and Adam's moments
         step()
+    state.average.fill_(0.75)
     assert not torch.equal(
         net.state_dict()["body.down.0.1.0.running_mean"], saved_net["body.down.0.1.0.running_mean"]
     )
-    assert backtracking.reject(good * 100, net, optimizer)
+    state.step = 4
+    assert backtracking.reject(state, good * 100)
     for key, value in net.state_dict().items():
         assert torch.equal(value, saved_net[key]), key
     for i, moments in enumerate(optimizer.state.values()):
         for key, value in moments.items():
             assert torch.equal(value, saved_moments[i][key]), key
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+    assert torch.equal(state.average, torch.full_like(y, 0.25))
+
+
+def test_backtracking_reads_the_loss_only_every_n_steps():
+    state = FitState(step=3, total_steps=10, net=small_net(), optimizer=None)  # type: ignore[arg-type]
+    nan = torch.tensor(float("nan"))
+    assert not Backtracking(every=10).reject(state, nan)  # not a check step: not even read
 
 
 def test_fit_drops_the_update_of_a_collapsed_step():
@@ -173,5 +184,5 @@ def test_fit_drops_the_update_of_a_collapsed_step():
         return x + 10 if calls["n"] == 6 else x  # the 6th evaluation collapses
 
     net = small_net()
-    result = fit(y, flaky, net, z, steps=8, backtracking=Backtracking())
+    result = fit(y, flaky, net, z, steps=8, backtracking=Backtracking(every=1))
     assert result.backtracks == 1 and result.steps_run == 8 and calls["n"] == 9
