@@ -4,6 +4,15 @@ __version__ = "0.1.0"
 
 from .errors import UserError
 from .fit import Callback, FitResult, FitState, fit
-from .tasks import denoise
+from .tasks import denoise, super_resolve
 
-__all__ = ["Callback", "FitResult", "FitState", "UserError", "__version__", "denoise", "fit"]
+__all__ = [
+    "Callback",
+    "FitResult",
+    "FitState",
+    "UserError",
+    "__version__",
+    "denoise",
+    "fit",
+    "super_resolve",
+]

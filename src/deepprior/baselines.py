@@ -1,0 +1,45 @@
+"""Classical methods to compare with, behind plain functions on H×W×C float images."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+RESAMPLING = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "bilinear": Image.Resampling.BILINEAR,
+}
+
+
+def resize(pixels: np.ndarray, height: int, width: int, method: str = "bicubic") -> np.ndarray:
+    """Pillow's resampling, per channel in 32-bit float (no rounding to 8 bits).
+
+    Shape:
+        (H, W) or (H, W, C) float -> (height, width) or (height, width, C) float32
+    """
+    planes = pixels[:, :, None] if pixels.ndim == 2 else pixels
+    out = [
+        np.asarray(
+            Image.fromarray(
+                np.ascontiguousarray(planes[:, :, c], dtype=np.float32), mode="F"
+            ).resize((width, height), RESAMPLING[method])
+        )
+        for c in range(planes.shape[2])
+    ]
+    stacked = np.stack(out, axis=2)
+    return stacked[:, :, 0] if pixels.ndim == 2 else stacked
+
+
+def degrade_for_sr(hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's low-resolution input: HR cropped to a multiple of ``scale``, then Pillow's
+    Lanczos downscale. Returns (cropped HR, LR)."""
+    h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
+    cropped = hr[:h, :w]
+    return cropped, np.clip(resize(cropped, h // scale, w // scale, "lanczos"), 0, 1)
+
+
+def upscale(lr: np.ndarray, scale: int, method: str = "bicubic") -> np.ndarray:
+    """Classical upscaling by ``scale`` (the baseline the paper compares with)."""
+    return np.clip(resize(lr, lr.shape[0] * scale, lr.shape[1] * scale, method), 0, 1)

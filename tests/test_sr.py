@@ -1,0 +1,102 @@
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import deepprior
+from deepprior import cli, presets
+from deepprior.baselines import degrade_for_sr
+from deepprior.errors import UserError
+from deepprior.io import Picture, read_image, write_image
+
+from .conftest import photo
+from .test_cli import run
+from .test_tasks import FAST
+
+
+@pytest.fixture
+def fast_sr_presets(monkeypatch):
+    for name in ("x2", "x3", "x4", "x8"):
+        monkeypatch.setitem(presets.SR_PRESETS, name, replace(FAST, name=name, steps=4))
+
+
+def test_super_resolution_beats_bicubic_on_a_real_photo():
+    hr, lr = degrade_for_sr(photo(64), 2)
+    preset = replace(FAST, steps=250, lr=0.02, average_decay=None, input_noise=0.0)
+    out, report = deepprior.super_resolve(lr, 2, reference=hr, preset=preset, seed=0, device="cpu")
+    assert out.shape == (64, 64, 3)
+    metrics = report["metrics"]
+    assert metrics["psnr_y"] > metrics["psnr_y_bicubic"] + 0.3
+    assert report["settings"]["scale"] == 2 and report["task"] == "sr"
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_output_is_scale_times_larger_for_any_size(scale, fast_sr_presets):
+    lr = np.random.default_rng(0).random((17, 23), dtype=np.float32)
+    out, report = deepprior.super_resolve(lr, scale, seed=0, device="cpu")
+    assert out.shape == (17 * scale, 23 * scale)
+    assert report["image_size"] == [17 * scale, 23 * scale]
+
+
+def test_presets_follow_the_authors_by_scale():
+    assert presets.SR_PRESETS["x4"].steps == 2000 and presets.SR_PRESETS["x4"].input_noise == 0.03
+    assert presets.SR_PRESETS["x8"].steps == 4000 and presets.SR_PRESETS["x8"].input_noise == 0.05
+
+
+def test_bad_scale_and_mismatched_reference_are_user_errors(fast_sr_presets):
+    lr = photo(16)
+    with pytest.raises(UserError, match="scale 5"):
+        deepprior.super_resolve(lr, 5, device="cpu")
+    with pytest.raises(UserError, match="reference"):
+        deepprior.super_resolve(lr, 4, reference=photo(60), device="cpu")
+
+
+def test_alpha_is_upscaled_with_the_image(fast_sr_presets):
+    from deepprior.tasks import super_resolve_picture
+
+    picture = Picture(photo(16), alpha=np.ones((16, 16), np.float32))
+    out, _ = super_resolve_picture(picture, 2, seed=0, device="cpu", progress=False)
+    assert out.mode == "RGBA" and out.alpha is not None and out.alpha.shape == (32, 32)
+
+
+def test_cli_sr_with_degrade_reports_the_paper_protocol(tmp_path, fast_sr_presets):
+    hr = write_image(tmp_path / "hr.png", Picture(photo(50)))
+    out, report = tmp_path / "sr.png", tmp_path / "sr.json"
+    assert (
+        run(
+            "sr",
+            str(hr),
+            "--scale",
+            "4",
+            "--degrade",
+            "-o",
+            str(out),
+            "--report",
+            str(report),
+            "--seed",
+            "1",
+            "-q",
+        )
+        == 0
+    )
+    assert read_image(out).pixels.shape == (48, 48, 3)
+    data = json.loads(report.read_text())
+    assert {"psnr_y", "psnr_y_bicubic", "psnr_y_lanczos", "ssim"} <= set(data["metrics"])
+
+
+def test_cli_sr_user_errors(tmp_path, fast_sr_presets, capsys):
+    lr = write_image(tmp_path / "lr.png", Picture(photo(16)))
+    wrong = write_image(tmp_path / "wrong.png", Picture(photo(40)))
+    cases = [
+        ["sr", str(lr), "--scale", "5"],
+        ["sr", str(lr)],
+        ["sr", str(lr), "--scale", "4", "--reference", str(wrong)],
+        ["sr", str(lr), "--scale", "4", "--degrade", "--reference", str(wrong)],
+    ]
+    for argv in cases:
+        assert run(*argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("deepprior: error:") and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr.png", "wrong.png"]
+    assert cli is not None
