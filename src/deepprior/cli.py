@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(error, click.UsageError):
             command = error.ctx.command_path if error.ctx else "deepprior"
             hint = f" (see '{command} --help')"
-        click.echo(f"deepprior: error: {error.format_message()}{hint}", err=True)
+        message = " ".join(error.format_message().split())
+        click.echo(f"deepprior: error: {message}{hint}", err=True)
         sys.exit(EXIT_USAGE)
     except UserError as error:
         click.echo(f"deepprior: error: {error}", err=True)
