@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from .errors import UserError
 from .fit import Callback, FitResult, FitState, fit
-from .tasks import denoise, super_resolve
+from .tasks import denoise, inpaint, super_resolve
 
 __all__ = [
     "Callback",
@@ -14,5 +14,6 @@ __all__ = [
     "__version__",
     "denoise",
     "fit",
+    "inpaint",
     "super_resolve",
 ]

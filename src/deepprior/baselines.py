@@ -43,3 +43,21 @@ def degrade_for_sr(hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
 def upscale(lr: np.ndarray, scale: int, method: str = "bicubic") -> np.ndarray:
     """Classical upscaling by ``scale`` (the baseline the paper compares with)."""
     return np.clip(resize(lr, lr.shape[0] * scale, lr.shape[1] * scale, method), 0, 1)
+
+
+def inpaint_biharmonic(pixels: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """scikit-image's biharmonic inpainting. Shape: (H, W, C), (H, W) -> (H, W, C)."""
+    from skimage.restoration import inpaint_biharmonic as biharmonic
+
+    return np.clip(biharmonic(pixels, ~known, channel_axis=-1), 0, 1).astype(np.float32)
+
+
+def inpaint_opencv(pixels: np.ndarray, known: np.ndarray, method: str = "telea") -> np.ndarray:
+    """OpenCV's Telea or Navier–Stokes inpainting (8-bit, radius 3). Shape as above."""
+    import cv2
+
+    flags = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}[method]
+    image = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+    holes = (~known).astype(np.uint8) * 255
+    result = cv2.inpaint(image if image.shape[2] == 3 else image[:, :, 0], holes, 3, flags)
+    return (result.reshape(pixels.shape) / 255).astype(np.float32)

@@ -96,3 +96,19 @@ class Downsample(LinearOperator):
         planes = F.conv2d(planes, taps.view(1, 1, 1, -1), stride=(1, self.factor))
         planes = F.conv2d(planes, taps.view(1, 1, -1, 1), stride=(self.factor, 1))
         return planes.reshape(n, c, planes.shape[-2], planes.shape[-1])
+
+
+class Mask(LinearOperator):
+    """Keep the known pixels: A(x) = x ⊙ m, with m = 1 where a pixel is known (inpainting).
+
+    Shape:
+        mask (1, 1, H, W) or (1, C, H, W); x (N, C, H, W) -> (N, C, H, W)
+    """
+
+    def __init__(self, mask: Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask.float(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        mask: Tensor = self.get_buffer("mask")
+        return x * mask.to(x)

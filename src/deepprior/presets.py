@@ -75,6 +75,60 @@ SR_PRESETS["x2"] = replace(
 SR_PRESETS["x3"] = replace(SR_PRESETS["x2"], name="x3")
 
 
+INPAINT_SOURCE = "DmitryUlyanov/deep-image-prior @042e0d4, inpainting.ipynb"
+INPAINT_PRESETS: dict[str, Preset] = {
+    "hole": Preset(
+        name="hole",
+        source=f"{INPAINT_SOURCE} (vase): meshgrid code, skip 128×5 without skip connections, "
+        "nearest, lr 0.01, 5000 steps, jitter 0.03",
+        net_options={"skip": (0,) * 5, "upsample": "nearest"},
+        code="meshgrid",
+        steps=5000,
+        input_noise=0.03,
+        average_decay=None,
+        backtrack_db=None,
+    ),
+    "text": Preset(
+        name="text",
+        source=f"{INPAINT_SOURCE} (kate): skip 128×5, skip-ch 128, nearest, lr 0.01, 6000 steps, "
+        "jitter 0.03",
+        net_options={"skip": (128,) * 5, "upsample": "nearest"},
+        steps=6000,
+        input_noise=0.03,
+        average_decay=None,
+        backtrack_db=None,
+    ),
+    "region": Preset(
+        name="region",
+        source=f"{INPAINT_SOURCE} (library): 1-channel code, 6 levels 16–128 without skip "
+        "connections, 5×5 down, 3×3 up, nearest, no 1×1 up, lr 0.01, 3000 steps, no jitter",
+        net_options={
+            "down": (16, 32, 64, 128, 128, 128),
+            "up": (16, 32, 64, 128, 128, 128),
+            "skip": (0,) * 6,
+            "filter_down": 5,
+            "upsample": "nearest",
+            "conv1x1_up": False,
+        },
+        code_channels=1,
+        steps=3000,
+        input_noise=0.0,
+        average_decay=None,
+        backtrack_db=None,
+    ),
+    "pixels": Preset(
+        name="pixels",
+        source=f"{INPAINT_SOURCE} (barbara, 50 % of pixels): the denoising net, lr 0.001, "
+        "11000 steps, jitter 0.03",
+        lr=0.001,
+        steps=11000,
+        input_noise=0.03,
+        average_decay=None,
+        backtrack_db=None,
+    ),
+}
+
+
 def get_preset(table: dict[str, Preset], name: str) -> Preset:
     from .errors import UserError
 

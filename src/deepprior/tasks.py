@@ -6,24 +6,25 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .baselines import upscale
+from .baselines import inpaint_biharmonic, upscale
 from .callbacks import ExponentialAverage, History, Progress
 from .engine import FAST, REFERENCE, Engine, bf16_supported, plan_memory
 from .errors import UserError
 from .fit import Backtracking, Callback, FitResult, Operator, fit
 from .inputs import meshgrid_code, noise_code
 from .io import Picture, from_array, to_array
+from .masks import MaskShape, validate
 from .metrics import psnr, psnr_y, ssim
 from .nets import build_net, count_parameters, size_multiple
-from .operators import Downsample
-from .presets import DENOISE_PRESETS, SR_PRESETS, Preset, get_preset
+from .operators import Downsample, Mask
+from .presets import DENOISE_PRESETS, INPAINT_PRESETS, SR_PRESETS, Preset, get_preset
 from .report import versions
 
 
@@ -331,6 +332,62 @@ def super_resolve_picture(
     return Picture(run.image, alpha=alpha, bit_depth=picture.bit_depth), run
 
 
+def inpaint_picture(
+    picture: Picture,
+    known: np.ndarray,
+    *,
+    preset: str | Preset | None = None,
+    steps: int | None = None,
+    reference: Picture | None = None,
+    keep_known: bool = True,
+    callbacks: Sequence[Callback] = (),
+    **options: Any,
+) -> tuple[Picture, Run]:
+    """Inpainting (data term ‖(x − x0) ⊙ m‖², m = ``known``) of a Picture.
+
+    Without ``preset``, one of the authors' settings is chosen from the mask's shape (see
+    :class:`deepprior.masks.MaskShape`); the report says which and why. By default the known
+    pixels of the result are the input's own (``keep_known``).
+    """
+    known = validate(known, picture.height, picture.width)
+    shape = MaskShape.of(known)
+    if steps is not None and steps < 1:
+        raise UserError(f"the number of steps must be positive, got {steps}")
+    if isinstance(preset, Preset):
+        chosen = preset
+    else:
+        chosen = get_preset(INPAINT_PRESETS, preset or shape.preset_name())
+    ref = _check_reference(picture, reference)
+    mask = torch.from_numpy(known.astype(np.float32))[None, None]
+    observation = to_tensor(picture.pixels * known[:, :, None], torch.device("cpu"))
+    run = run_fit(
+        observation,
+        Mask(mask),
+        chosen.with_steps(steps),
+        task="inpaint",
+        out_channels=picture.channels,
+        out_size=(picture.height, picture.width),
+        reference=ref,
+        callbacks=callbacks,
+        **options,
+    )
+    image = np.where(known[:, :, None], picture.pixels, run.image) if keep_known else run.image
+    run.report["mask"] = {
+        **asdict(shape),
+        "preset": chosen.name,
+        "chosen_automatically": preset is None,
+        "keep_known": keep_known,
+    }
+    if ref is not None and "metrics" in run.report:
+        run.report["metrics"].update(
+            psnr=psnr(image, ref),
+            ssim=ssim(image, ref),
+            psnr_input=psnr(picture.pixels * known[:, :, None], ref),
+            psnr_biharmonic=psnr(inpaint_biharmonic(picture.pixels, known), ref),
+        )
+    return picture.with_pixels(image), run
+
+
 ArrayLike = np.ndarray | Tensor
 
 
@@ -410,6 +467,42 @@ def super_resolve(
         steps=steps,
         reference=ref,
         kernel=kernel,
+        seed=seed,
+        device=device,
+        precision=precision,
+        progress=progress,
+        callbacks=callbacks,
+    )
+    return back(restored), run.report
+
+
+def inpaint(
+    image: ArrayLike,
+    mask: ArrayLike,
+    *,
+    reference: ArrayLike | None = None,
+    preset: str | Preset | None = None,
+    steps: int | None = None,
+    keep_known: bool = True,
+    seed: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """Fill the holes of an H×W(×C) image; ``mask`` is H×W, non-zero (True) = known pixel."""
+    picture, back = _as_picture(image)
+    known = np.asarray(mask.detach().cpu() if isinstance(mask, Tensor) else mask)
+    if known.ndim == 3 and known.shape[2] == 1:
+        known = known[:, :, 0]
+    ref = _as_picture(reference)[0] if reference is not None else None
+    restored, run = inpaint_picture(
+        picture,
+        known != 0,
+        preset=preset,
+        steps=steps,
+        reference=ref,
+        keep_known=keep_known,
         seed=seed,
         device=device,
         precision=precision,
