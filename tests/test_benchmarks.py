@@ -65,3 +65,29 @@ def test_speed_benchmark_measures_each_engine(tmp_path):
     results = json.loads(out.read_text())["results"]
     assert [r["engine"] for r in results] == ["reference", "fast"]
     assert all(r["seconds_per_step"] > 0 and r["step_gflop"] > 0 for r in results)
+
+
+def test_sr_and_inpaint_benchmarks_run(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_image(folder / "astronaut.png", Picture(photo(40)))
+    sr_json, inpaint_json = tmp_path / "sr.json", tmp_path / "inpaint.json"
+    stdout = run_script(
+        str(BENCHMARKS / "sr.py"),
+        str(folder),
+        "--scale",
+        "2",
+        "--steps",
+        "3",
+        "--json",
+        str(sr_json),
+    )
+    assert "bicubic" in stdout
+    entry = json.loads(sr_json.read_text())["results"][0]
+    assert entry["hr_size"] == [40, 40, 3] and entry["psnr_y_bicubic"] > 20
+    stdout = run_script(
+        str(BENCHMARKS / "inpaint.py"), str(folder), "--steps", "3", "--json", str(inpaint_json)
+    )
+    assert "biharmonic" in stdout
+    entry = json.loads(inpaint_json.read_text())["results"][0]
+    assert entry["preset"] == "pixels" and entry["psnr_biharmonic"] > entry["psnr_telea"] - 5
