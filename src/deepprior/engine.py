@@ -207,12 +207,14 @@ def plan_memory(
     scale = size[0] * size[1] / side**2
     fixed = 8 * sum(p.numel() * p.element_size() for p in net.parameters())
     fixed += 6 * in_channels * size[0] * size[1] * 4  # code, jitter, outputs, averages
-    estimate = int(full * scale * 1.25) + fixed
+    # The counted bytes over-estimate the measured peak by about 10 % (1024² bf16: 4.83 GiB
+    # counted, 4.35 measured; checkpointed 3.56 and 3.15), so they are used as they are.
+    estimate = int(full * scale) + fixed
     available = available_memory(device)
     if available is None or estimate <= headroom * available:
         return MemoryPlan(engine, estimate, available)
     can_checkpoint = hasattr(net, "set_checkpointing")
-    estimate_ckpt = int(checkpointed * scale * 1.25) + fixed
+    estimate_ckpt = int(checkpointed * scale) + fixed
     if can_checkpoint and estimate_ckpt <= headroom * available:
         return MemoryPlan(replace(engine, checkpointing=True), estimate_ckpt, available)
     raise MemoryError(

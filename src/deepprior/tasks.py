@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .baselines import inpaint_biharmonic, upscale
 from .callbacks import ExponentialAverage, History, Progress
@@ -168,6 +168,8 @@ def run_fit(
     chosen_engine = plan.engine
     jitter_gen = torch.Generator(device=torch_device).manual_seed(seed + 2)
     y = observation.to(torch_device)
+    if isinstance(operator, nn.Module):
+        operator = operator.to(torch_device)
 
     ref_tensor = to_tensor(reference, torch_device) if reference is not None else None
     history = History(every=history_every, reference=ref_tensor)
