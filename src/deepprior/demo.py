@@ -17,7 +17,7 @@ SIGMA = 25
 NOISE_SEED = 0
 FIT_SEED = 0
 SIZE = 128
-DEMO_STEPS = 600
+DEMO_STEPS = 900
 FILES = ("clean.png", "noisy.png", "restored.png", "comparison.png", "report.json")
 
 
