@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -68,3 +69,14 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
     print("-|-".join("-" * w for w in widths))
     for row in cells:
         print(" | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
+def save_json(
+    path: Path | None, info: dict[str, Any], settings: dict[str, Any], results: list[dict[str, Any]]
+) -> None:
+    """Write the provenance, the settings and the per-image results (when a path is given)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**info, "settings": settings, "results": results}, indent=2) + "\n")
+    print(f"wrote {path}")

@@ -10,7 +10,6 @@ PSNR on floats in [0, 1] over the whole image.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_header, print_table, provenance
+from common import print_header, print_table, provenance, save_json
 
 from deepprior.demo import add_noise
 from deepprior.io import Picture, read_image
@@ -124,12 +123,7 @@ def main() -> None:
             results.append(entry)
             print(f"done {path.stem} seed {seed} in {entry['seconds']:.0f} s", flush=True)
     print_table(*table(results, checkpoints, args.target))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({**info, "settings": settings, "results": results}, indent=2) + "\n"
-        )
-        print(f"wrote {args.json}")
+    save_json(args.json, info, settings, results)
 
 
 def run_one(

@@ -10,7 +10,6 @@ and OpenCV's Telea are scored by PSNR on the whole image, beside the paper's val
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_header, print_table, provenance
+from common import print_header, print_table, provenance, save_json
 
 from deepprior.baselines import inpaint_opencv
 from deepprior.io import Picture, read_image, write_image
@@ -162,12 +161,7 @@ def main() -> None:
         ],
         rows,
     )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({**info, "settings": settings, "results": results}, indent=2) + "\n"
-        )
-        print(f"wrote {args.json}")
+    save_json(args.json, info, settings, results)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_header, print_table, provenance
+from common import print_header, print_table, provenance, save_json
 
 from deepprior.callbacks import ExponentialAverage
 from deepprior.engine import FAST, REFERENCE, Engine, autocast, memory_format
@@ -250,12 +250,7 @@ def main() -> None:
         ],
         rows,
     )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({**info, "settings": settings, "results": results}, indent=2) + "\n"
-        )
-        print(f"wrote {args.json}")
+    save_json(args.json, info, settings, results)
 
 
 if __name__ == "__main__":

@@ -411,6 +411,20 @@ def _as_picture(image: ArrayLike) -> tuple[Picture, Callable[[Picture], ArrayLik
     return picture, back
 
 
+def _on_arrays(
+    task: Callable[..., tuple[Picture, Run]],
+    image: ArrayLike,
+    reference: ArrayLike | None,
+    *args: Any,
+    **options: Any,
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """Run a Picture task on arrays or tensors; the result comes back in the input's type."""
+    picture, back = _as_picture(image)
+    ref = _as_picture(reference)[0] if reference is not None else None
+    restored, run = task(picture, *args, reference=ref, **options)
+    return back(restored), run.report
+
+
 def denoise(
     image: ArrayLike,
     *,
@@ -427,20 +441,18 @@ def denoise(
 
     Returns the restored image in the input's type and layout, and the run report.
     """
-    picture, back = _as_picture(image)
-    ref = _as_picture(reference)[0] if reference is not None else None
-    restored, run = denoise_picture(
-        picture,
+    return _on_arrays(
+        denoise_picture,
+        image,
+        reference,
         preset=preset,
         steps=steps,
-        reference=ref,
         seed=seed,
         device=device,
         precision=precision,
         progress=progress,
         callbacks=callbacks,
     )
-    return back(restored), run.report
 
 
 def super_resolve(
@@ -460,14 +472,13 @@ def super_resolve(
     """Upscale a low-resolution H×W(×C) image ``scale`` times (numpy or torch, as in
     :func:`denoise`). With an HR ``reference`` the report holds the paper's metrics.
     """
-    picture, back = _as_picture(image)
-    ref = _as_picture(reference)[0] if reference is not None else None
-    restored, run = super_resolve_picture(
-        picture,
+    return _on_arrays(
+        super_resolve_picture,
+        image,
+        reference,
         scale,
         preset=preset,
         steps=steps,
-        reference=ref,
         kernel=kernel,
         seed=seed,
         device=device,
@@ -475,7 +486,6 @@ def super_resolve(
         progress=progress,
         callbacks=callbacks,
     )
-    return back(restored), run.report
 
 
 def inpaint(
@@ -493,17 +503,16 @@ def inpaint(
     callbacks: Sequence[Callback] = (),
 ) -> tuple[ArrayLike, dict[str, Any]]:
     """Fill the holes of an H×W(×C) image; ``mask`` is H×W, non-zero (True) = known pixel."""
-    picture, back = _as_picture(image)
     known = np.asarray(mask.detach().cpu() if isinstance(mask, Tensor) else mask)
     if known.ndim == 3 and known.shape[2] == 1:
         known = known[:, :, 0]
-    ref = _as_picture(reference)[0] if reference is not None else None
-    restored, run = inpaint_picture(
-        picture,
+    return _on_arrays(
+        inpaint_picture,
+        image,
+        reference,
         known != 0,
         preset=preset,
         steps=steps,
-        reference=ref,
         keep_known=keep_known,
         seed=seed,
         device=device,
@@ -511,4 +520,3 @@ def inpaint(
         progress=progress,
         callbacks=callbacks,
     )
-    return back(restored), run.report
