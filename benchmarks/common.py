@@ -80,3 +80,12 @@ def save_json(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**info, "settings": settings, "results": results}, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def centre_crop(pixels: Any, size: int | None) -> Any:
+    """The centre size×size of an H×W(×C) array (the whole array when size is None)."""
+    if size is None:
+        return pixels
+    h, w = pixels.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return pixels[top : top + size, left : left + size]

@@ -19,21 +19,13 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_header, print_table, provenance, save_json
+from common import centre_crop, print_header, print_table, provenance, save_json
 
 from deepprior.demo import add_noise
 from deepprior.io import Picture, read_image
 from deepprior.metrics import psnr
 from deepprior.presets import DENOISE_PRESETS
 from deepprior.tasks import denoise_picture
-
-
-def centre_crop(pixels: np.ndarray, size: int | None) -> np.ndarray:
-    if size is None:
-        return pixels
-    h, w = pixels.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return pixels[top : top + size, left : left + size]
 
 
 def nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_header, print_table, provenance, save_json
+from common import centre_crop, print_header, print_table, provenance, save_json
 
 from deepprior.baselines import inpaint_opencv
 from deepprior.io import Picture, read_image, write_image
@@ -73,11 +73,7 @@ def main() -> None:
 
     results = []
     for path in paths:
-        clean = read_image(path).pixels
-        if args.crop:
-            h, w = clean.shape[:2]
-            top, left = max(0, (h - args.crop) // 2), max(0, (w - args.crop) // 2)
-            clean = clean[top : top + args.crop, left : left + args.crop]
+        clean = centre_crop(read_image(path).pixels, args.crop)
         known = random_pixels(clean.shape[0], clean.shape[1], args.drop, args.seed)
         started = time.perf_counter()
         restored, run = inpaint_picture(

@@ -17,20 +17,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_header, print_table, provenance, save_json
+from common import centre_crop, print_header, print_table, provenance, save_json
 
 from deepprior.baselines import degrade_for_sr
 from deepprior.io import Picture, read_image, write_image
 from deepprior.presets import SR_PRESETS
 from deepprior.tasks import super_resolve_picture
-
-
-def centre_crop(pixels: Any, size: int | None) -> Any:
-    if size is None:
-        return pixels
-    h, w = pixels.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return pixels[top : top + size, left : left + size]
 
 
 def main() -> None:
