@@ -89,3 +89,8 @@ def centre_crop(pixels: Any, size: int | None) -> Any:
     h, w = pixels.shape[:2]
     top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
     return pixels[top : top + size, left : left + size]
+
+
+def steps_value(text: str) -> int | str:
+    """argparse type of ``--steps``: 'auto' (a stopping rule, the default) or a fixed count."""
+    return text if text == "auto" else int(text)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import centre_crop, print_header, print_table, provenance, save_json
+from common import centre_crop, print_header, print_table, provenance, save_json, steps_value
 
 from deepprior.baselines import inpaint_opencv
 from deepprior.io import Picture, read_image, write_image
@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--drop", type=float, default=0.5)
     parser.add_argument("--crop", type=int, default=None, help="centre crop (CPU proxy)")
     parser.add_argument("--preset", default=None, help="default: chosen from the mask")
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument(
+        "--steps", type=steps_value, default="auto", help="'auto' (capped at the preset's) or N"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])

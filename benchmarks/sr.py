@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import centre_crop, print_header, print_table, provenance, save_json
+from common import centre_crop, print_header, print_table, provenance, save_json, steps_value
 
 from deepprior.baselines import degrade_for_sr
 from deepprior.io import Picture, read_image, write_image
@@ -31,7 +31,9 @@ def main() -> None:
     parser.add_argument("--images", nargs="*", help="file stems to use (default: all)")
     parser.add_argument("--scale", type=int, default=4, choices=[2, 3, 4, 8])
     parser.add_argument("--crop", type=int, default=None, help="centre crop of the HR (proxy)")
-    parser.add_argument("--steps", type=int, default=None, help="default: the scale's preset")
+    parser.add_argument(
+        "--steps", type=steps_value, default="auto", help="'auto' (capped at the preset's) or N"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
@@ -39,7 +41,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    preset = SR_PRESETS[f"x{args.scale}"].with_steps(args.steps)
+    preset = SR_PRESETS[f"x{args.scale}"]
     paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".png", ".tif"))
     if args.images:
         paths = [p for p in paths if p.stem in args.images]
@@ -49,12 +51,13 @@ def main() -> None:
         "crop": args.crop,
         "seed": args.seed,
         "precision": args.precision,
+        "steps": args.steps,
         "preset": preset.to_dict(),
     }
     print_header(
         info,
         {k: v for k, v in settings.items() if k != "preset"}
-        | {"preset": f"{preset.name} ({preset.source})", "steps": preset.steps},
+        | {"preset": f"{preset.name} ({preset.source})", "steps": args.steps},
     )
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
@@ -67,6 +70,7 @@ def main() -> None:
             Picture(lr),
             args.scale,
             preset=preset,
+            steps=args.steps,
             reference=Picture(hr),
             seed=args.seed,
             device=args.device,

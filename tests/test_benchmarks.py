@@ -91,3 +91,34 @@ def test_sr_and_inpaint_benchmarks_run(tmp_path):
     assert "biharmonic" in stdout
     entry = json.loads(inpaint_json.read_text())["results"][0]
     assert entry["preset"] == "pixels" and entry["psnr_biharmonic"] > entry["psnr_telea"] - 5
+
+
+def test_stopping_benchmark_compares_rules_with_the_best_seen(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_image(folder / "astronaut.png", Picture(photo(40)))
+    out = tmp_path / "stopping.json"
+    stdout = run_script(
+        str(BENCHMARKS / "stopping.py"),
+        "denoise",
+        str(folder),
+        "--crop",
+        "32",
+        "--cap",
+        "30",
+        "--seeds",
+        "0",
+        "1",
+        "--runs",
+        "2",
+        "--json",
+        str(out),
+    )
+    assert "mean gap" in stdout and "spread over 2 seeds" in stdout
+    entry = json.loads(out.read_text())["results"][0]
+    assert (
+        entry["cap"] == 30
+        and entry["best_seen"] >= max(r["psnr"] for r in entry["rules"].values()) - 1e-6
+    )
+    assert set(entry["rules"]) == {"noise-level (auto)", "variance", "noise-level (true σ)"}
+    assert 2 <= entry["runs_2_steps"] <= 60 and entry["runs_2"] > 0

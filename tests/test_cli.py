@@ -107,6 +107,25 @@ def test_paper_preset_and_steps_flag(tmp_path, noisy_png, monkeypatch):
     assert json.loads(report.read_text())["steps_run"] == 2
 
 
+def test_steps_auto_is_the_default_and_its_rule_is_reported(tmp_path, noisy_png):
+    report = tmp_path / "run.json"
+    argv = ["denoise", str(noisy_png), "-o", str(tmp_path / "a.png"), "--report", str(report)]
+    assert run(*argv, "--stop", "variance", "--max-steps", "5", "--seed", "1", "-q") == 0
+    data = json.loads(report.read_text())
+    assert data["stopping"]["steps"] == "auto" and data["stopping"]["rule"] == "variance"
+    assert data["stopping"]["cap"] == 5 and data["steps_run"] == 5
+
+
+def test_sigma_and_runs_flags(tmp_path, noisy_png):
+    report = tmp_path / "run.json"
+    argv = ["denoise", str(noisy_png), "-o", str(tmp_path / "b.png"), "--report", str(report)]
+    assert run(*argv, "--sigma", "25", "--runs", "2", "--seed", "3", "-q") == 0
+    data = json.loads(report.read_text())
+    assert [r["seed"] for r in data["runs"]] == [3, 1003]
+    assert all(r["stopping"]["sigma_source"] == "given" for r in data["runs"])
+    assert data["runs"][0]["stopping"]["sigma_255"] == 25
+
+
 def user_error_cases(tmp_path, noisy_png):
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(noisy_png.read_bytes()[:50])
@@ -125,7 +144,18 @@ def user_error_cases(tmp_path, noisy_png):
         "unknown device": ["denoise", str(noisy_png), "-o", out, "--device", "tpu"],
         "zero steps": ["denoise", str(noisy_png), "-o", out, "--steps", "0"],
         "negative steps": ["denoise", str(noisy_png), "-o", out, "--steps", "-5"],
-        "unknown flag": ["denoise", str(noisy_png), "-o", out, "--sigma", "25"],
+        "unknown flag": ["denoise", str(noisy_png), "-o", out, "--noise", "25"],
+        "steps not a number": [
+            "denoise",
+            str(noisy_png),
+            "-o",
+            out,
+            "--steps",
+            "lots",
+        ],
+        "unknown rule": ["denoise", str(noisy_png), "-o", out, "--stop", "magic"],
+        "zero runs": ["denoise", str(noisy_png), "-o", out, "--runs", "0"],
+        "negative sigma": ["denoise", str(noisy_png), "-o", out, "--sigma", "-3"],
         "bad reference": ["denoise", str(noisy_png), "-o", out, "--reference", str(empty)],
         "reference size": ["denoise", str(noisy_png), "-o", out, "--reference", str(existing)],
     }

@@ -52,6 +52,56 @@ STEPS = click.option(
 )
 
 
+class StepsType(click.ParamType):
+    """'auto' or a positive integer."""
+
+    name = "auto|N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str | int:
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            count = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'auto' nor a whole number of steps", param, ctx)
+        if count < 1:
+            self.fail(f"{count} steps: give a positive number or 'auto'", param, ctx)
+        return count
+
+
+AUTO_STEPS = click.option(
+    "--steps",
+    type=StepsType(),
+    default="auto",
+    show_default=True,
+    help="'auto': a stopping rule ends the fit and keeps its best iterate (see --stop); "
+    "N: exactly N steps, no rule.",
+)
+STOPPING = [
+    click.option(
+        "--stop",
+        type=click.Choice(["auto", "variance", "noise-level", "validation"]),
+        default="auto",
+        show_default=True,
+        help="The rule of --steps auto. auto: noise-level for denoise (σ estimated unless "
+        "--sigma), validation (5%% of the observed pixels held back) for sr and inpaint.",
+    ),
+    click.option(
+        "--max-steps",
+        type=click.IntRange(min=1),
+        default=None,
+        help="The cap of --steps auto (default: the preset's steps).",
+    ),
+    click.option(
+        "--runs",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Average this many independent fits (seeds SEED, SEED+1000, …).",
+    ),
+]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="deepprior")
 def cli() -> None:
@@ -93,7 +143,8 @@ def fit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Where to write the result (default: beside INPUT, tagged).",
         ),
-        STEPS,
+        AUTO_STEPS,
+        *STOPPING,
         SEED,
         DEVICE,
         PRECISION,
@@ -206,16 +257,18 @@ def _restore(
     show_default=True,
     help="'authors': their code's settings (3000 steps); 'paper': the paper's 1800.",
 )
+@click.option(
+    "--sigma",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The noise level in 8-bit levels (e.g. 25), when known; else it is estimated.",
+)
 @fit_options
-def denoise(
-    input_path: str, preset: str, steps: int | None, seed: int | None, **common: Any
-) -> int:
+def denoise(input_path: str, preset: str, sigma: float | None, **common: Any) -> int:
     """Blind denoising of INPUT (no noise level needed)."""
     from .tasks import denoise_picture
 
-    return _restore(
-        denoise_picture, "denoised", input_path, preset=preset, steps=steps, seed=seed, **common
-    )
+    return _restore(denoise_picture, "denoised", input_path, preset=preset, sigma=sigma, **common)
 
 
 @cli.command()
@@ -246,8 +299,6 @@ def sr(
     scale: str,
     kernel: str,
     degrade: bool,
-    steps: int | None,
-    seed: int | None,
     **common: Any,
 ) -> int:
     """Super-resolution of INPUT, a low-resolution image with no ground truth needed."""
@@ -269,8 +320,6 @@ def sr(
         input_path,
         scale=factor,
         kernel=kernel,
-        steps=steps,
-        seed=seed,
         prepare=make_low_resolution if degrade else None,
         **common,
     )
@@ -356,8 +405,6 @@ def inpaint(
     mask_seed: int,
     preset: str,
     keep_known: bool,
-    steps: int | None,
-    seed: int | None,
     **common: Any,
 ) -> int:
     """Fill the holes of INPUT: from a mask, a hole colour, its transparency, or a generator."""
@@ -408,11 +455,19 @@ def inpaint(
             **options,
         )
 
-    return _restore(task, "inpainted", input_path, steps=steps, seed=seed, **common)
+    return _restore(task, "inpainted", input_path, **common)
 
 
 def _summary(written: Path | None, report: dict[str, Any]) -> None:
     done = f"{report['steps_run']} steps in {report['seconds_total']:.1f} s"
+    stopping = report.get("stopping", {})
+    if stopping.get("fired_at"):
+        done += (
+            f" (the {stopping['rule']} rule stopped at step {stopping['fired_at']}, "
+            f"kept step {stopping['selected_step']})"
+        )
+    elif stopping.get("steps") == "auto":
+        done += f" (cap reached; kept step {stopping.get('selected_step')})"
     state = "interrupted after" if report["interrupted"] else "finished:"
     line = f"{state} {done}" + (f", wrote {written}" if written else ", nothing written")
     metrics = report.get("metrics")

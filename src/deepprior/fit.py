@@ -25,7 +25,8 @@ class FitState:
     ``step`` counts from 0; ``output`` is the generator's output for this step (cropped to the
     image, detached) and ``loss`` its data term, both still on the device. Callbacks may set
     ``stop`` to end the fit, fill ``average`` with an averaged output, and publish figures in
-    ``metrics`` for other callbacks (progress bars, reports) to show.
+    ``metrics`` for other callbacks (progress bars, reports) to show. A stopping rule puts the
+    iterate it chose in ``selected`` (with its step) and its name in ``stopped_by``.
     """
 
     step: int
@@ -39,6 +40,9 @@ class FitState:
     stop: bool = False
     interrupted: bool = False
     backtracks: int = 0
+    selected: Tensor | None = None
+    selected_step: int | None = None
+    stopped_by: str | None = None
 
 
 class Callback:
@@ -105,10 +109,16 @@ class FitResult:
     seconds: float
     interrupted: bool
     backtracks: int
+    selected: Tensor | None = None
+    selected_step: int | None = None
+    stopped_by: str | None = None
 
     @property
     def image(self) -> Tensor:
-        """The result to use: the averaged output when averaging ran, else the last output."""
+        """The result to use: a stopping rule's choice, else the averaged output when averaging
+        ran, else the last output."""
+        if self.selected is not None:
+            return self.selected
         return self.average if self.average is not None else self.output
 
     @property
@@ -126,6 +136,7 @@ def fit(
     lr: float = 0.01,
     input_noise: float = 0.0,
     crop: tuple[int, int, int, int] | None = None,
+    weight: Tensor | None = None,
     backtracking: Backtracking | None = None,
     callbacks: Sequence[Callback] = (),
     generator: torch.Generator | None = None,
@@ -142,6 +153,8 @@ def fit(
         lr: Adam's learning rate.
         input_noise: σ of the fresh Gaussian jitter added to z at every step.
         crop: (top, left, height, width) of the image inside the padded output.
+        weight: per-pixel weights of the data term, broadcastable to ``y`` (0 leaves a pixel
+            out, e.g. the pixels a :class:`~deepprior.stopping.ValidationRule` holds back).
         backtracking: undo collapsing steps (see :class:`Backtracking`).
         callbacks: averaging, history, progress, snapshots, stopping rules.
         generator: the random source of the jitter, for reproducible runs.
@@ -161,6 +174,8 @@ def fit(
     # A contiguous buffer: normal_ is several times slower on a channels-last tensor.
     jitter = torch.empty(z.shape, dtype=z.dtype, device=z.device) if input_noise > 0 else None
     precision = autocast(engine, z.device)
+    if weight is not None:
+        weight = weight.to(y.device) / weight.expand_as(y).mean().clamp_min(1e-12)
 
     def forward() -> Tensor:
         code = z
@@ -182,7 +197,8 @@ def fit(
         while steps_run < steps and not state.stop:
             optimizer.zero_grad(set_to_none=True)
             out = forward()
-            loss = torch.mean((operator(out) - y) ** 2)
+            residual = (operator(out) - y) ** 2
+            loss = torch.mean(residual if weight is None else residual * weight)
             state.step = steps_run
             if backtracking is not None and backtracking.reject(state, loss.detach()):
                 state.backtracks += 1
@@ -208,4 +224,7 @@ def fit(
         seconds=seconds,
         interrupted=state.interrupted,
         backtracks=state.backtracks,
+        selected=state.selected,
+        selected_step=state.selected_step,
+        stopped_by=state.stopped_by,
     )

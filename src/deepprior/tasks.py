@@ -6,7 +6,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,14 @@ from .nets import build_net, count_parameters, size_multiple
 from .operators import Downsample, Mask
 from .presets import DENOISE_PRESETS, INPAINT_PRESETS, SR_PRESETS, Preset, get_preset
 from .report import versions
+from .stopping import (
+    NoiseLevelRule,
+    StoppingRule,
+    ValidationRule,
+    VarianceRule,
+    estimate_noise_sigma,
+    split_holdout,
+)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -111,6 +119,7 @@ class Run:
     result: FitResult
     history: History
     report: dict[str, Any]
+    rule: StoppingRule | None = None
 
 
 def run_fit(
@@ -129,16 +138,97 @@ def run_fit(
     history_every: int = 10,
     precision: str = "auto",
     engine: str | Engine = "fast",
+    stopping: Stopping | None = None,
+    runs: int = 1,
+    watch_only: bool = False,
 ) -> Run:
-    """Build the net and the code from ``preset``, fit, and assemble the run report.
+    """Build the net and the code from ``preset``, fit ``runs`` times, and assemble the report.
+
+    With ``stopping`` the fit ends when its rule fires (``preset.steps`` is then the cap) and
+    the rule's chosen iterate is the result; ``watch_only`` lets the fit run to the cap and
+    only records the rule's choice in ``Run.rule`` (for benchmarks). With ``runs`` > 1 the
+    results of independent fits (seeds ``seed``, ``seed`` + 1000, …) are averaged.
 
     Shape:
         observation: (1, C_y, h, w) on any device; ``out_size`` is the restored (H, W).
     """
+    if runs < 1:
+        raise UserError(f"--runs must be at least 1, got {runs}")
+    started = time.perf_counter()
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    if stopping is not None and watch_only:
+        stopping = replace(stopping, watch_only=True)
+    fits = []
+    for index in range(runs):
+        label = task if runs == 1 else f"{task} {index + 1}/{runs}"
+        fits.append(
+            _fit_once(
+                observation,
+                operator,
+                preset,
+                task=label,
+                out_channels=out_channels,
+                out_size=out_size,
+                seed=seed + 1000 * index,
+                device=device,
+                reference=reference,
+                callbacks=callbacks,
+                progress=progress,
+                history_every=history_every,
+                precision=precision,
+                engine=engine,
+                stopping=stopping,
+            )
+        )
+        if fits[-1].result.interrupted:
+            break
+    image = np.mean([f.image for f in fits], axis=0).astype(np.float32)
+    run = fits[-1]
+    per_run = [
+        {key: f.report[key] for key in ("seed", "steps_run", "stopping") if key in f.report}
+        | {"metrics": f.report.get("metrics", {})}
+        for f in fits
+    ]
+    report = dict(run.report)
+    report["seed"] = seed
+    report["seconds_total"] = round(time.perf_counter() - started, 3)
+    if runs > 1:
+        report["runs"] = per_run
+        report["steps_run"] = sum(f.result.steps_run for f in fits)
+        report["interrupted"] = run.result.interrupted
+        report.pop("history", None)
+    report.pop("metrics", None)
+    if reference is not None and run.result.steps_run:
+        report["metrics"] = {"psnr": psnr(image, reference), "ssim": ssim(image, reference)}
+        if runs == 1:
+            best = run.history.best("psnr_average" if run.result.average is not None else "psnr")
+            if best is not None:
+                report["metrics"]["best_along_run"] = best
+    return Run(image, run.result, run.history, report, run.rule)
+
+
+def _fit_once(
+    observation: Tensor,
+    operator: Operator,
+    preset: Preset,
+    *,
+    task: str,
+    out_channels: int,
+    out_size: tuple[int, int],
+    seed: int,
+    device: str,
+    reference: np.ndarray | None,
+    callbacks: Sequence[Callback],
+    progress: bool,
+    history_every: int,
+    precision: str,
+    engine: str | Engine,
+    stopping: Stopping | None,
+) -> Run:
+    """One fit from ``seed``: net and code built, memory planned, report assembled."""
     started = time.perf_counter()
     torch_device = resolve_device(device)
     chosen_engine = resolve_engine(engine, precision, torch_device)
-    seed = secrets.randbelow(2**31) if seed is None else int(seed)
     height, width = out_size
 
     with torch.random.fork_rng(devices=[]):
@@ -176,7 +266,8 @@ def run_fit(
     chain: list[Callback] = []
     if preset.average_decay is not None:
         chain.append(ExponentialAverage(preset.average_decay))
-    chain += [history, *callbacks, Progress(task, quiet=not progress)]
+    rule = stopping.rule(operator, y) if stopping is not None else None
+    chain += [history, *([rule] if rule else []), *callbacks, Progress(task, quiet=not progress)]
     backtracking = Backtracking(preset.backtrack_db) if preset.backtrack_db is not None else None
 
     result = fit(
@@ -188,6 +279,7 @@ def run_fit(
         lr=preset.lr,
         input_noise=preset.input_noise,
         crop=(top, left, height, width),
+        weight=stopping.train_weight if stopping is not None else None,
         backtracking=backtracking,
         callbacks=chain,
         generator=jitter_gen,
@@ -211,6 +303,11 @@ def run_fit(
         "image_size": [height, width],
         "padded_size": [padded_h, padded_w],
         "steps_run": result.steps_run,
+        "stopping": (
+            {"steps": "auto", "cap": preset.steps, **stopping.describe(), **rule.summary()}
+            if stopping is not None and rule is not None
+            else {"steps": preset.steps}
+        ),
         "seconds_total": round(time.perf_counter() - started, 3),
         "seconds_per_step": round(result.seconds_per_step, 5),
         "backtracks": result.backtracks,
@@ -219,10 +316,136 @@ def run_fit(
     }
     if reference is not None and result.steps_run:
         report["metrics"] = {"psnr": psnr(image, reference), "ssim": ssim(image, reference)}
-        best = history.best("psnr_average" if result.average is not None else "psnr")
-        if best is not None:
-            report["metrics"]["best_along_run"] = best
-    return Run(image=image, result=result, history=history, report=report)
+    return Run(image, result, history, report, rule)
+
+
+STOP_RULES = ("auto", "variance", "noise-level", "validation")
+
+
+@dataclass
+class Stopping:
+    """How ``--steps auto`` ends a fit: the rule, its settings, and the held-back pixels.
+
+    ``train_weight`` is the data term's pixel weight (None: every observed pixel counts);
+    ``holdout`` the pixels a validation rule scores on.
+    """
+
+    rule_name: str
+    patience: int
+    sigma: float | None = None
+    sigma_source: str | None = None
+    train_weight: Tensor | None = None
+    holdout: Tensor | None = None
+    holdout_share: float = 0.0
+    watch_only: bool = False
+
+    def rule(self, operator: Operator, y: Tensor) -> StoppingRule:
+        """A fresh rule for one fit (its tensors moved to ``y``'s device)."""
+        stop = not self.watch_only
+        if self.rule_name == "variance":
+            return VarianceRule(patience=self.patience, stop=stop)
+        if self.rule_name == "noise-level":
+            assert self.sigma is not None
+            return NoiseLevelRule(self.sigma, stop=stop)
+        assert self.holdout is not None
+        holdout = self.holdout.to(y.device)
+        return ValidationRule(operator, y, holdout, patience=self.patience, stop=stop)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"patience": self.patience}
+        if self.sigma is not None:
+            out.update(sigma_255=round(self.sigma * 255, 3), sigma_source=self.sigma_source)
+        if self.holdout is not None:
+            out["holdout_share"] = self.holdout_share
+        return out
+
+
+PATIENCE = 300
+HOLDOUT_SHARE = 0.05
+MIN_SIGMA = 0.5 / 255  # an estimated noise level below this counts as no noise
+
+
+def make_stopping(
+    rule: str,
+    observed: Tensor,
+    *,
+    seed: int | None,
+    sigma: float | None = None,
+    estimate_from: np.ndarray | None = None,
+    patience: int = PATIENCE,
+    holdout_share: float = HOLDOUT_SHARE,
+) -> Stopping:
+    """The stopping plan for one of :data:`STOP_RULES` (``auto`` resolved by the caller).
+
+    Args:
+        observed: (1, 1, h, w), 1 where the observation has a pixel (the known pixels).
+        sigma: the noise level in [0, 1] units for ``noise-level``; estimated from
+            ``estimate_from`` when None.
+    """
+    if rule == "variance":
+        return Stopping("variance", patience)
+    if rule == "noise-level":
+        source = "given"
+        if sigma is None:
+            if estimate_from is None:
+                raise UserError("the noise-level rule needs --sigma for this task")
+            sigma, source = estimate_noise_sigma(estimate_from), "estimated"
+            if sigma < MIN_SIGMA:
+                # Next to no noise: nothing for the noise level to tell; watch the outputs.
+                return Stopping("variance", patience, sigma=sigma, sigma_source=source)
+        return Stopping("noise-level", patience, sigma=sigma, sigma_source=source)
+    if rule == "validation":
+        generator = torch.Generator().manual_seed(0 if seed is None else seed + 3)
+        train, holdout = split_holdout(observed, holdout_share, generator)
+        if float(holdout.sum()) < 1:
+            raise UserError(
+                "the image has too few observed pixels to hold some back; use --steps N"
+            )
+        return Stopping(
+            "validation",
+            patience,
+            train_weight=train,
+            holdout=holdout,
+            holdout_share=holdout_share,
+        )
+    raise UserError(f"unknown stopping rule {rule!r}; use {', '.join(STOP_RULES)}")
+
+
+def _plan_steps(
+    preset: Preset,
+    steps: int | str | None,
+    stop: str,
+    max_steps: int | None,
+    *,
+    default_rule: str,
+    observed: Tensor,
+    seed: int | None,
+    sigma: float | None = None,
+    estimate_from: np.ndarray | None = None,
+) -> tuple[Preset, Stopping | None]:
+    """Fixed steps (no rule), or ``auto``: the rule, with the preset's steps (or ``max_steps``)
+    as the cap."""
+    fixed = _parse_steps(steps)
+    if fixed is not None:
+        return preset.with_steps(fixed), None
+    if max_steps is not None and max_steps < 1:
+        raise UserError(f"--max-steps must be positive, got {max_steps}")
+    rule = default_rule if stop == "auto" else stop
+    stopping = make_stopping(rule, observed, seed=seed, sigma=sigma, estimate_from=estimate_from)
+    return preset.with_steps(max_steps), stopping
+
+
+def _parse_steps(steps: int | str | None) -> int | None:
+    """``auto`` / None -> None (a stopping rule decides); a positive integer -> fixed steps."""
+    if steps is None or steps == "auto":
+        return None
+    try:
+        count = int(steps)
+    except (TypeError, ValueError):
+        raise UserError(f"steps must be 'auto' or a positive integer, got {steps!r}") from None
+    if count < 1:
+        raise UserError(f"the number of steps must be positive, got {count}")
+    return count
 
 
 def _check_reference(picture: Picture, reference: Picture | None) -> np.ndarray | None:
@@ -241,21 +464,39 @@ def denoise_picture(
     picture: Picture,
     *,
     preset: str | Preset = "authors",
-    steps: int | None = None,
+    steps: int | str | None = "auto",
+    stop: str = "auto",
+    sigma: float | None = None,
+    max_steps: int | None = None,
     reference: Picture | None = None,
     callbacks: Sequence[Callback] = (),
     **options: Any,
 ) -> tuple[Picture, Run]:
-    """Blind denoising (data term ‖x − x0‖²) of a Picture; alpha and bit depth are kept."""
+    """Blind denoising (data term ‖x − x0‖²) of a Picture; alpha and bit depth are kept.
+
+    With ``steps="auto"`` the fit stops by ``stop`` (auto: the noise-level rule, with σ in 8-bit
+    levels from ``sigma`` or estimated from the image); ``max_steps`` caps it (default: the
+    preset's steps).
+    """
     chosen = preset if isinstance(preset, Preset) else get_preset(DENOISE_PRESETS, preset)
-    if steps is not None and steps < 1:
-        raise UserError(f"the number of steps must be positive, got {steps}")
     ref = _check_reference(picture, reference)
     observation = to_tensor(picture.pixels, torch.device("cpu"))
+    chosen, stopping = _plan_steps(
+        chosen,
+        steps,
+        stop,
+        max_steps,
+        default_rule="noise-level",
+        observed=torch.ones(1, 1, picture.height, picture.width),
+        seed=options.get("seed"),
+        sigma=None if sigma is None else sigma / 255,
+        estimate_from=picture.pixels,
+    )
     run = run_fit(
         observation,
         _identity,
-        chosen.with_steps(steps),
+        chosen,
+        stopping=stopping,
         task="denoise",
         out_channels=picture.channels,
         out_size=(picture.height, picture.width),
@@ -280,7 +521,9 @@ def super_resolve_picture(
     scale: int,
     *,
     preset: str | Preset | None = None,
-    steps: int | None = None,
+    steps: int | str | None = "auto",
+    stop: str = "auto",
+    max_steps: int | None = None,
     reference: Picture | None = None,
     kernel: str = "lanczos2",
     callbacks: Sequence[Callback] = (),
@@ -294,8 +537,6 @@ def super_resolve_picture(
     """
     if scale not in SCALES:
         raise UserError(f"scale {scale} is not supported; use one of {', '.join(map(str, SCALES))}")
-    if steps is not None and steps < 1:
-        raise UserError(f"the number of steps must be positive, got {steps}")
     chosen = preset if isinstance(preset, Preset) else get_preset(SR_PRESETS, preset or f"x{scale}")
     hr_size = (picture.height * scale, picture.width * scale)
     ref = None
@@ -308,10 +549,20 @@ def super_resolve_picture(
             )
         ref = reference.pixels
     observation = to_tensor(picture.pixels, torch.device("cpu"))
+    chosen, stopping = _plan_steps(
+        chosen,
+        steps,
+        stop,
+        max_steps,
+        default_rule="validation",
+        observed=torch.ones(1, 1, picture.height, picture.width),
+        seed=options.get("seed"),
+    )
     run = run_fit(
         observation,
         Downsample(scale, kernel),
-        chosen.with_steps(steps),
+        chosen,
+        stopping=stopping,
         task="sr",
         out_channels=picture.channels,
         out_size=hr_size,
@@ -339,7 +590,9 @@ def inpaint_picture(
     known: np.ndarray,
     *,
     preset: str | Preset | None = None,
-    steps: int | None = None,
+    steps: int | str | None = "auto",
+    stop: str = "auto",
+    max_steps: int | None = None,
     reference: Picture | None = None,
     keep_known: bool = True,
     callbacks: Sequence[Callback] = (),
@@ -353,8 +606,6 @@ def inpaint_picture(
     """
     known = validate(known, picture.height, picture.width)
     shape = MaskShape.of(known)
-    if steps is not None and steps < 1:
-        raise UserError(f"the number of steps must be positive, got {steps}")
     if isinstance(preset, Preset):
         chosen = preset
     else:
@@ -362,10 +613,20 @@ def inpaint_picture(
     ref = _check_reference(picture, reference)
     mask = torch.from_numpy(known.astype(np.float32))[None, None]
     observation = to_tensor(picture.pixels * known[:, :, None], torch.device("cpu"))
+    chosen, stopping = _plan_steps(
+        chosen,
+        steps,
+        stop,
+        max_steps,
+        default_rule="validation",
+        observed=mask,
+        seed=options.get("seed"),
+    )
     run = run_fit(
         observation,
         Mask(mask),
-        chosen.with_steps(steps),
+        chosen,
+        stopping=stopping,
         task="inpaint",
         out_channels=picture.channels,
         out_size=(picture.height, picture.width),
@@ -430,7 +691,11 @@ def denoise(
     *,
     reference: ArrayLike | None = None,
     preset: str | Preset = "authors",
-    steps: int | None = None,
+    sigma: float | None = None,
+    steps: int | str | None = "auto",
+    stop: str = "auto",
+    max_steps: int | None = None,
+    runs: int = 1,
     seed: int | None = None,
     device: str = "auto",
     precision: str = "auto",
@@ -440,13 +705,19 @@ def denoise(
     """Denoise an H×W or H×W×C image (uint8, uint16 or float in [0, 1]; numpy or torch).
 
     Returns the restored image in the input's type and layout, and the run report.
+    ``steps="auto"`` stops by a rule (``stop``; see :mod:`deepprior.stopping`), ``sigma`` is the
+    noise level in 8-bit levels when known, ``runs`` averages that many independent fits.
     """
     return _on_arrays(
         denoise_picture,
         image,
         reference,
         preset=preset,
+        sigma=sigma,
         steps=steps,
+        stop=stop,
+        max_steps=max_steps,
+        runs=runs,
         seed=seed,
         device=device,
         precision=precision,
@@ -461,7 +732,10 @@ def super_resolve(
     *,
     reference: ArrayLike | None = None,
     preset: str | Preset | None = None,
-    steps: int | None = None,
+    steps: int | str | None = "auto",
+    stop: str = "auto",
+    max_steps: int | None = None,
+    runs: int = 1,
     kernel: str = "lanczos2",
     seed: int | None = None,
     device: str = "auto",
@@ -479,6 +753,9 @@ def super_resolve(
         scale,
         preset=preset,
         steps=steps,
+        stop=stop,
+        max_steps=max_steps,
+        runs=runs,
         kernel=kernel,
         seed=seed,
         device=device,
@@ -494,7 +771,10 @@ def inpaint(
     *,
     reference: ArrayLike | None = None,
     preset: str | Preset | None = None,
-    steps: int | None = None,
+    steps: int | str | None = "auto",
+    stop: str = "auto",
+    max_steps: int | None = None,
+    runs: int = 1,
     keep_known: bool = True,
     seed: int | None = None,
     device: str = "auto",
@@ -513,6 +793,9 @@ def inpaint(
         known != 0,
         preset=preset,
         steps=steps,
+        stop=stop,
+        max_steps=max_steps,
+        runs=runs,
         keep_known=keep_known,
         seed=seed,
         device=device,

@@ -1,0 +1,244 @@
+"""Stopping rules: callbacks that decide when a fit has restored all it will, and keep that iterate.
+
+Every rule looks at the fit every ``every`` steps (the only moments it reads figures back from
+the device), keeps the iterate it judges best so far (the averaged output when averaging runs,
+else the output), and, once its criterion fires, ends the fit. With ``stop=False`` a rule only
+watches: the fit runs on and the rule still records where it would have stopped and what it
+would have returned, which is how the benchmarks compare a rule against the best iterate seen
+along the same run.
+
+- :class:`VarianceRule` needs nothing but the outputs: the exponential moving variance of the
+  outputs reaches its minimum when the fit starts to take in the noise (the ES-EMV detector of
+  Wang et al., "Early Stopping for Deep Image Prior", TMLR 2023).
+- :class:`NoiseLevelRule` needs the noise level σ (known, or estimated with scikit-image's
+  ``estimate_sigma``): it stops when the data term falls to what σ predicts (Morozov's
+  discrepancy principle).
+- :class:`ValidationRule` holds back a share of the observed pixels from the data term and stops
+  when their error stops improving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .fit import Callback, FitState
+
+Operator = Callable[[Tensor], Tensor]
+
+
+class StoppingRule(Callback):
+    """The common part: checks every ``every`` steps, keeps the best iterate, stops or watches.
+
+    Subclasses implement :meth:`score` (lower is better; ``None`` while not ready) and
+    :meth:`fired` (True once the rule's criterion holds).
+    """
+
+    name = "rule"
+
+    def __init__(self, every: int = 10, stop: bool = True):
+        self.every = max(1, every)
+        self.stop = stop
+        self.best_image: Tensor | None = None
+        self.best_step: int | None = None
+        self.best_score = float("inf")
+        self.fired_at: int | None = None
+        self.scores: list[tuple[int, float]] = []
+
+    def score(self, state: FitState) -> float | None:
+        raise NotImplementedError
+
+    def fired(self, state: FitState) -> bool:
+        raise NotImplementedError
+
+    def on_start(self, state: FitState) -> None:
+        self.best_image, self.best_step, self.best_score = None, None, float("inf")
+        self.fired_at = None
+        self.scores = []
+
+    def on_step(self, state: FitState) -> None:
+        self.update(state)
+        if self.fired_at is not None or (state.step + 1) % self.every:
+            return
+        value = self.score(state)
+        if value is None:
+            return
+        self.scores.append((state.step + 1, value))
+        if value < self.best_score:
+            self.best_score = value
+            self.best_step = state.step + 1
+            current = state.average if state.average is not None else state.output
+            self.best_image = current.detach().clone()
+        if self.fired(state):
+            self.fired_at = state.step + 1
+            if self.stop:
+                state.stop = True
+
+    def update(self, state: FitState) -> None:
+        """Per-step bookkeeping on the device (no read-back); nothing by default."""
+
+    def on_end(self, state: FitState) -> None:
+        if self.stop and self.best_image is not None:
+            state.selected = self.best_image
+            state.selected_step = self.best_step
+            state.stopped_by = self.name if self.fired_at is not None else None
+
+    def summary(self) -> dict[str, Any]:
+        """Where the rule fired (None: never) and which step's iterate it keeps."""
+        return {
+            "rule": self.name,
+            "fired_at": self.fired_at,
+            "selected_step": self.best_step,
+            "watch_only": not self.stop,
+        }
+
+
+class VarianceRule(StoppingRule):
+    """Stop when the exponential moving variance of the outputs has not reached a new minimum
+    for ``patience`` steps; keep the iterate at that minimum.
+
+    The variance is the mean over pixels of the running variance with weight ``alpha`` per step;
+    it needs no noise level and costs two image-sized buffers.
+    """
+
+    name = "variance"
+
+    def __init__(self, patience: int = 300, alpha: float = 0.1, every: int = 10, stop: bool = True):
+        super().__init__(every, stop)
+        self.patience = patience
+        self.alpha = alpha
+        self._mean: Tensor | None = None
+        self._var: Tensor | None = None
+
+    def on_start(self, state: FitState) -> None:
+        super().on_start(state)
+        self._mean = self._var = None
+
+    def update(self, state: FitState) -> None:
+        x = state.output.detach()
+        if self._mean is None or self._var is None:
+            self._mean, self._var = x.clone(), torch.zeros_like(x)
+            return
+        delta = x - self._mean
+        self._mean.add_(delta, alpha=self.alpha)
+        self._var.mul_(1 - self.alpha).addcmul_(delta, delta, value=self.alpha * (1 - self.alpha))
+
+    def score(self, state: FitState) -> float | None:
+        if self._var is None or state.step + 1 < 2 / self.alpha:
+            return None
+        return float(self._var.mean())
+
+    def fired(self, state: FitState) -> bool:
+        return self.best_step is not None and state.step + 1 - self.best_step >= self.patience
+
+
+class NoiseLevelRule(StoppingRule):
+    """Stop once the data term, smoothed over checks, falls to ``factor``·σ² (σ in [0, 1] units).
+
+    The kept iterate is the one at that moment; while the data term stays above σ², the score
+    is how far above it is, so an interrupted or capped fit keeps the closest iterate.
+    """
+
+    name = "noise-level"
+
+    def __init__(
+        self,
+        sigma: float,
+        factor: float = 1.0,
+        smoothing: float = 0.5,
+        every: int = 10,
+        stop: bool = True,
+    ):
+        if sigma <= 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        super().__init__(every, stop)
+        self.target = factor * sigma**2
+        self.smoothing = smoothing
+        self._loss: float | None = None
+
+    def on_start(self, state: FitState) -> None:
+        super().on_start(state)
+        self._loss = None
+
+    def score(self, state: FitState) -> float | None:
+        self._loss = _smooth(self._loss, float(state.loss), self.smoothing)
+        return max(self._loss - self.target, 0.0)
+
+    def fired(self, state: FitState) -> bool:
+        return self._loss is not None and self._loss <= self.target
+
+
+class ValidationRule(StoppingRule):
+    """Stop when the error on held-back observed pixels has not improved for ``patience`` steps;
+    keep the iterate with the lowest (smoothed) held-back error.
+
+    ``holdout`` marks the held-back pixels of the observation ``y`` (the fit's loss must leave
+    them out: see :func:`split_holdout`); ``operator`` maps an iterate to the observation.
+    """
+
+    name = "validation"
+
+    def __init__(
+        self,
+        operator: Operator,
+        y: Tensor,
+        holdout: Tensor,
+        patience: int = 300,
+        smoothing: float = 0.5,
+        every: int = 10,
+        stop: bool = True,
+    ):
+        super().__init__(every, stop)
+        self.operator = operator
+        self.y = y
+        self.holdout = holdout
+        self.count = float(holdout.expand_as(y).sum())
+        self.patience = patience
+        self.smoothing = smoothing
+        self._error: float | None = None
+
+    def on_start(self, state: FitState) -> None:
+        super().on_start(state)
+        self._error = None
+
+    def score(self, state: FitState) -> float | None:
+        current = state.average if state.average is not None else state.output
+        with torch.no_grad():
+            residual = (self.operator(current.clamp(0, 1)) - self.y) * self.holdout
+            error = float(residual.square().sum()) / self.count
+        self._error = _smooth(self._error, error, self.smoothing)
+        return self._error
+
+    def fired(self, state: FitState) -> bool:
+        return self.best_step is not None and state.step + 1 - self.best_step >= self.patience
+
+
+def _smooth(previous: float | None, value: float, weight: float) -> float:
+    """One step of an exponential moving average over checks (``weight`` on the past)."""
+    return value if previous is None else weight * previous + (1 - weight) * value
+
+
+def split_holdout(
+    observed: Tensor, share: float, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Split the observed pixels (1 where observed, shape (1, 1, h, w)) at random.
+
+    Returns (train, holdout) weights of the same shape: ``share`` of the observed pixels go to
+    the holdout, the rest stay in the data term.
+    """
+    if not 0 < share < 1:
+        raise ValueError(f"the holdout share must lie in (0, 1), got {share}")
+    draw = torch.rand(observed.shape, generator=generator, device=observed.device)
+    holdout = (draw < share).float() * observed
+    return observed * (1 - holdout), holdout
+
+
+def estimate_noise_sigma(pixels: np.ndarray) -> float:
+    """σ of additive white noise in an H×W×C image in [0, 1] (scikit-image's wavelet estimate)."""
+    from skimage.restoration import estimate_sigma
+
+    return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))

@@ -1,0 +1,188 @@
+"""Stopping rules: when they fire, what they keep, and --steps auto end to end."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import deepprior
+from deepprior.fit import FitState, fit
+from deepprior.metrics import psnr
+from deepprior.nets import build_net
+from deepprior.presets import DENOISE_PRESETS
+from deepprior.stopping import (
+    NoiseLevelRule,
+    ValidationRule,
+    VarianceRule,
+    estimate_noise_sigma,
+    split_holdout,
+)
+
+from .conftest import photo
+
+FAST = replace(
+    DENOISE_PRESETS["authors"],
+    name="test",
+    steps=40,
+    lr=0.02,
+    average_decay=0.95,
+    net_options={"down": (16, 16, 16), "up": (16, 16, 16), "skip": (4, 4, 4)},
+)
+
+
+def drive(rule, outputs, losses=None):
+    """Feed a rule a sequence of outputs (and losses) as fit would; return the final state."""
+    state = FitState(step=0, total_steps=len(outputs), net=torch.nn.Identity(), optimizer=None)  # type: ignore[arg-type]
+    rule.on_start(state)
+    for step, output in enumerate(outputs):
+        state.step, state.output = step, output
+        state.loss = torch.tensor(losses[step] if losses else 0.0)
+        rule.on_step(state)
+        if state.stop:
+            break
+    rule.on_end(state)
+    return state
+
+
+def test_noise_level_rule_fires_at_sigma_squared_and_keeps_that_iterate():
+    sigma = 0.1
+    losses = [0.05 * 0.9**k for k in range(60)]  # crosses σ² = 0.01 at k = 16
+    outputs = [torch.full((1, 1, 4, 4), float(k)) for k in range(60)]
+    rule = NoiseLevelRule(sigma, smoothing=0.0, every=1)
+    state = drive(rule, outputs, losses)
+    first_below = next(k for k, value in enumerate(losses) if value <= sigma**2)
+    assert rule.fired_at == first_below + 1 and state.stop
+    assert state.selected is not None and float(state.selected.mean()) == first_below
+    assert state.stopped_by == "noise-level" and state.selected_step == first_below + 1
+
+
+def test_variance_rule_keeps_the_calmest_iterate_and_waits_for_its_patience():
+    generator = torch.Generator().manual_seed(0)
+    # The outputs wander less and less until step 200, then more and more.
+    spread = [abs(k - 200) / 200 + 0.01 for k in range(600)]
+    outputs = [torch.randn(1, 1, 8, 8, generator=generator) * s for s in spread]
+    rule = VarianceRule(patience=100, alpha=0.1, every=10)
+    state = drive(rule, outputs)
+    assert rule.fired_at is not None and 250 <= rule.fired_at <= 400
+    assert rule.best_step is not None and 150 <= rule.best_step <= 260
+    assert rule.fired_at - rule.best_step >= 100
+    assert state.selected is not None
+
+
+def test_validation_rule_keeps_the_iterate_closest_on_held_out_pixels():
+    target = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    holdout = torch.zeros(1, 1, 8, 8)
+    holdout[..., ::3, ::3] = 1
+    # Outputs approach the target until step 50, then drift away on every pixel.
+    outputs = [target + abs(k + 1 - 50) / 50 for k in range(200)]  # step k + 1
+    rule = ValidationRule(lambda x: x, target, holdout, patience=60, smoothing=0.0, every=5)
+    state = drive(rule, [o.clamp(0, 1) for o in outputs])
+    assert rule.best_step == 50 and rule.fired_at == 110
+    assert state.selected is not None and torch.allclose(state.selected, target)
+
+
+def test_a_watching_rule_records_its_choice_but_does_not_stop_the_fit():
+    losses = [0.05 * 0.9**k for k in range(60)]
+    outputs = [torch.zeros(1, 1, 4, 4) for _ in range(60)]
+    rule = NoiseLevelRule(0.1, smoothing=0.0, every=1, stop=False)
+    state = drive(rule, outputs, losses)
+    assert rule.fired_at is not None and not state.stop and state.selected is None
+    assert rule.summary()["watch_only"]
+
+
+def test_holdout_takes_the_asked_share_of_observed_pixels_only():
+    observed = (torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    train, holdout = split_holdout(observed, 0.1, torch.Generator().manual_seed(1))
+    assert torch.all(train + holdout == observed)
+    share = float(holdout.sum() / observed.sum())
+    assert 0.07 < share < 0.13
+    with pytest.raises(ValueError):
+        split_holdout(observed, 1.5, torch.Generator())
+
+
+def test_held_out_pixels_do_not_enter_the_data_term():
+    torch.manual_seed(0)
+    net = build_net("skip", 4, 1, down=(8, 8), up=(8, 8), skip=(2, 2))
+    z = torch.rand(1, 4, 16, 16) * 0.1
+    y = torch.full((1, 1, 16, 16), 0.5)
+    weight = torch.ones(1, 1, 16, 16)
+    weight[..., :4, :] = 0
+    y[..., :4, :] = 1.0  # only held-out pixels are bright
+    result = fit(y, lambda x: x, net, z, steps=150, lr=0.01, weight=weight)
+    out = result.output
+    assert abs(float(out[..., 4:, :].mean()) - 0.5) < 0.05
+    assert float(out[..., :4, :].mean()) < 0.8  # never pulled towards the held-out 1.0
+
+
+def test_noise_sigma_estimate_is_close_on_a_photograph():
+    from deepprior.demo import add_noise
+
+    clean = photo(64)
+    for sigma in (10, 25, 50):
+        estimate = estimate_noise_sigma(add_noise(clean, sigma, seed=0)) * 255
+        assert abs(estimate - sigma) < 0.25 * sigma
+
+
+def test_auto_stops_near_the_best_iterate_and_beats_running_long():
+    clean = photo(32)
+    from deepprior.demo import add_noise
+
+    noisy = add_noise(clean, 25, seed=0)
+    cap = 1200
+    auto, report = deepprior.denoise(
+        noisy, reference=clean, preset=FAST, max_steps=cap, seed=0, device="cpu"
+    )
+    fixed, fixed_report = deepprior.denoise(
+        noisy, reference=clean, preset=FAST, steps=cap, seed=0, device="cpu"
+    )
+    stopping = report["stopping"]
+    assert stopping["steps"] == "auto" and stopping["rule"] == "noise-level"
+    assert stopping["sigma_source"] == "estimated" and abs(stopping["sigma_255"] - 25) < 6
+    assert stopping["fired_at"] is not None and report["steps_run"] < cap
+    best = fixed_report["metrics"]["best_along_run"]["psnr_average"]
+    assert psnr(auto, clean) > best - 1.0
+    assert psnr(auto, clean) > psnr(fixed, clean) + 1.0
+
+
+def test_a_noise_free_image_falls_back_to_the_variance_rule():
+    ramp = np.linspace(0, 1, 32, dtype=np.float32)
+    smooth = np.repeat((np.add.outer(ramp, ramp) / 2)[:, :, None], 3, axis=2)
+    _, report = deepprior.denoise(smooth, preset=FAST, max_steps=20, seed=0, device="cpu")
+    assert report["stopping"]["rule"] == "variance" and report["steps_run"] == 20
+
+
+def test_runs_average_independent_fits_seeded_apart():
+    noisy = photo(32)
+    options = {"preset": FAST, "steps": 5, "device": "cpu"}
+    first, _ = deepprior.denoise(noisy, seed=5, **options)
+    second, _ = deepprior.denoise(noisy, seed=1005, **options)
+    both, report = deepprior.denoise(noisy, seed=5, runs=2, **options)
+    assert [r["seed"] for r in report["runs"]] == [5, 1005] and report["steps_run"] == 10
+    np.testing.assert_allclose(both, (first + second) / 2, atol=1e-6)
+
+
+def test_validation_rule_runs_for_super_resolution():
+    hr = photo(32)
+    from deepprior.baselines import degrade_for_sr
+
+    _, lr = degrade_for_sr(hr, 2)
+    small = replace(FAST, average_decay=None, backtrack_db=None)
+    _, report = deepprior.super_resolve(
+        lr, 2, preset=small, max_steps=30, stop="validation", seed=0, device="cpu"
+    )
+    assert report["stopping"]["rule"] == "validation"
+    assert report["stopping"]["holdout_share"] == 0.05
+    assert report["stopping"]["selected_step"] is not None
+
+
+def test_bad_stopping_arguments_are_user_errors():
+    from deepprior.errors import UserError
+
+    image = photo(32)
+    with pytest.raises(UserError, match="stopping rule"):
+        deepprior.denoise(image, preset=FAST, stop="magic", device="cpu")
+    with pytest.raises(UserError, match="steps"):
+        deepprior.denoise(image, preset=FAST, steps="lots", device="cpu")
+    with pytest.raises(UserError, match="runs"):
+        deepprior.denoise(image, preset=FAST, steps=2, runs=0, device="cpu")
