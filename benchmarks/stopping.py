@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import centre_crop, print_header, print_table, provenance, save_json
 
-from deepprior.baselines import degrade_for_sr
+from deepprior.baselines import degrade_for_sr, inpaint_biharmonic
 from deepprior.demo import add_noise
 from deepprior.fit import Callback, FitState
 from deepprior.io import Picture, read_image
@@ -86,7 +86,8 @@ def prepare(args: argparse.Namespace, path: Path, seed: int) -> tuple[Any, Metri
     def composite(image: np.ndarray) -> float:
         return psnr(np.where(known[:, :, None], observed, image), clean)
 
-    return call_inpaint, composite, {"psnr_input": psnr(observed, clean)}
+    baseline = psnr(inpaint_biharmonic(observed, known), clean)
+    return call_inpaint, composite, {"psnr_input": psnr(observed, clean), "biharmonic": baseline}
 
 
 def watchers(args: argparse.Namespace) -> dict[str, StoppingRule]:
@@ -184,7 +185,8 @@ def main() -> None:
             print(
                 f"done {path.stem} seed {seed}: auto {auto['psnr']:.2f} dB (stop "
                 f"{auto['fired_at']}, kept {auto['selected_step']}), best {best:.2f} "
-                f"@{best_step}, cap {entry['psnr_at_cap']:.2f}, {seconds:.0f} s",
+                f"@{best_step}, cap {entry['psnr_at_cap']:.2f}, {seconds:.0f} s"
+                + (f"; biharmonic {extra['biharmonic']:.2f}" if "biharmonic" in extra else ""),
                 flush=True,
             )
 

@@ -190,6 +190,49 @@ def test_ctrl_c_writes_the_current_result_and_exits_130(tmp_path, noisy_png, mon
     assert read_image(out).pixels.shape == (32, 32, 3)
 
 
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, noisy_png, monkeypatch):
+    import os
+    import signal
+
+    original = Progress.on_step
+
+    def terminate_at_third(self, state):
+        original(self, state)
+        if state.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Progress, "on_step", terminate_at_third)
+    out, report = tmp_path / "out.png", tmp_path / "run.json"
+    assert run("denoise", str(noisy_png), "-o", str(out), "--report", str(report), "-q") == 130
+    assert json.loads(report.read_text())["interrupted"] is True and out.exists()
+    assert signal.getsignal(signal.SIGTERM) is not cli._interrupt_on_sigterm  # restored
+
+
+def test_snapshots_keep_the_alpha_channel(tmp_path, noisy32):
+    alpha = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    source = write_image(tmp_path / "rgba.png", Picture(noisy32, alpha=alpha))
+    out = tmp_path / "out.png"
+    argv = ["denoise", str(source), "-o", str(out), "--steps", "2", "--save-every", "2", "-q"]
+    assert run(*argv) == 0
+    snapshot = read_image(tmp_path / "out.step00002.png")
+    assert snapshot.alpha is not None and np.abs(snapshot.alpha - alpha).max() < 1 / 255
+
+
+def test_a_failing_write_is_one_line_and_leaves_no_file(tmp_path, noisy_png, monkeypatch, capsys):
+    from deepprior import io
+
+    def disk_full(path, picture, fmt):
+        path.write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io, "_encode", disk_full)
+    out = tmp_path / "out.png"
+    assert run("denoise", str(noisy_png), "-o", str(out), "--steps", "2", "-q") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("deepprior: error: could not write") and "No space left" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noisy.png"]
+
+
 def test_demo_writes_its_files(tmp_path, capsys):
     out = tmp_path / "demo"
     assert run("demo", "--out", str(out), "--steps", "3", "--device", "cpu", "-q") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -224,7 +225,11 @@ def _restore(
             raise UserError(f"snapshots such as {existing[0]} exist; pass --force to overwrite")
 
         def save(step: int, image: Any) -> None:
-            snapshot = Picture(to_numpy(image), bit_depth=picture.bit_depth)
+            pixels = to_numpy(image)
+            alpha = picture.alpha
+            if alpha is not None and alpha.shape != pixels.shape[:2]:
+                alpha = None  # SR: the alpha is upscaled only with the final result
+            snapshot = Picture(pixels, alpha=alpha, bit_depth=picture.bit_depth)
             write_image(_snapshot_name(out_path, step), snapshot, force=True)
 
         callbacks.append(Snapshots(save_every, save))
@@ -505,8 +510,16 @@ def demo(out_dir: str, steps: int | None, device: str, force: bool, quiet: bool)
     return run_demo(Path(out_dir), steps=steps, device=device, force=force, quiet=quiet)
 
 
+def _interrupt_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback.
+
+    SIGTERM is handled like Ctrl-C: the fit ends after its step and what it had is written.
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
         code = cli.main(args=argv, prog_name="deepprior", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as error:
@@ -526,4 +539,6 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("deepprior: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else 0)

@@ -287,14 +287,20 @@ def write_image(path: str | os.PathLike[str], picture: Picture, *, force: bool =
     path = Path(path)
     check_writable(path, force=force)
     fmt = output_format(path)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix
-    )
-    os.close(handle)
     try:
-        _encode(Path(temporary), picture, fmt)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix
+        )
+        os.close(handle)
+        try:
+            _encode(Path(temporary), picture, fmt)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UserError(
+            f"could not write {path}: {reason}; check the folder's permissions and free space"
+        ) from None
     return path
