@@ -138,6 +138,7 @@ def main() -> None:
             others = watchers(args)
             started = time.perf_counter()
             _, run = call(
+                **common,
                 steps="auto",
                 max_steps=args.cap,
                 watch_only=True,
@@ -177,7 +178,9 @@ def main() -> None:
                     "scores": rule.scores,
                 }
             if args.runs > 1:
-                _, averaged = call(steps="auto", max_steps=args.cap, seed=seed, runs=args.runs)
+                _, averaged = call(
+                    **common, steps="auto", max_steps=args.cap, seed=seed, runs=args.runs
+                )
                 entry[f"runs_{args.runs}"] = metric(averaged.image)
                 entry[f"runs_{args.runs}_steps"] = averaged.report["steps_run"]
             results.append(entry)

@@ -386,7 +386,7 @@ def _parse_colour(value: str, channels: int) -> tuple[float, ...]:
 )
 @click.option(
     "--preset",
-    type=click.Choice(["auto", "hole", "text", "region", "pixels"]),
+    type=click.Choice(["auto", "hole", "text", "region", "pixels", "pixels-authors"]),
     default="auto",
     show_default=True,
     help="The authors' settings; 'auto' picks one from the mask's shape.",

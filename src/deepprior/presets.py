@@ -118,6 +118,14 @@ INPAINT_PRESETS: dict[str, Preset] = {
     ),
     "pixels": Preset(
         name="pixels",
+        source="deepprior: the authors' denoising settings (skip 128×5, skip-ch 4, lr 0.01, "
+        "jitter 1/30, output EMA 0.99, backtracking), capped at 2000 steps; on a 128² crop of "
+        "Heide-11 house with 50 % of pixels dropped: 36.16 dB at 1500 steps, against 35.30 for "
+        "the authors' barbara setting at 3000 and 35.40 for biharmonic inpainting",
+        steps=2000,
+    ),
+    "pixels-authors": Preset(
+        name="pixels-authors",
         source=f"{INPAINT_SOURCE} (barbara, 50 % of pixels): the denoising net, lr 0.001, "
         "11000 steps, jitter 0.03",
         lr=0.001,
