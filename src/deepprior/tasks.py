@@ -427,6 +427,10 @@ def _plan_steps(
     as the cap."""
     fixed = _parse_steps(steps)
     if fixed is not None:
+        if stop != "auto" or max_steps is not None:
+            raise UserError(
+                "--stop and --max-steps apply to --steps auto; give either --steps N or them"
+            )
         return preset.with_steps(fixed), None
     if max_steps is not None and max_steps < 1:
         raise UserError(f"--max-steps must be positive, got {max_steps}")
