@@ -50,11 +50,11 @@ SR_SOURCE = "DmitryUlyanov/deep-image-prior @042e0d4, super-resolution.ipynb"
 SR_PRESETS: dict[str, Preset] = {
     "x4": Preset(
         name="x4",
-        source=f"{SR_SOURCE}: skip 128×5, skip-ch 4, bilinear, lr 0.01, 2000 steps, jitter 0.03, "
-        "no averaging",
+        source=f"{SR_SOURCE}: skip 128×5, skip-ch 4, bilinear, lr 0.01, 2000 steps, jitter 0.03; "
+        "deepprior adds the output average (EMA 0.99) of its denoising",
         steps=2000,
         input_noise=0.03,
-        average_decay=None,
+        average_decay=0.99,
         backtrack_db=None,
     ),
     "x8": Preset(
