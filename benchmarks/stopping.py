@@ -34,7 +34,7 @@ from deepprior.fit import Callback, FitState
 from deepprior.io import Picture, read_image
 from deepprior.masks import random_pixels
 from deepprior.metrics import psnr, psnr_y
-from deepprior.stopping import NoiseLevelRule, StoppingRule, VarianceRule
+from deepprior.stopping import NoiseLevelRule, StoppingRule, VarianceRule, clipped_noise_sigma
 from deepprior.tasks import (
     PATIENCE,
     denoise_picture,
@@ -69,7 +69,8 @@ def prepare(args: argparse.Namespace, path: Path, seed: int) -> tuple[Any, Metri
         def call(**options: Any) -> Any:
             return denoise_picture(Picture(noisy), **options)
 
-        return call, lambda image: psnr(image, clean), {"psnr_input": psnr(noisy, clean)}
+        extra = {"psnr_input": psnr(noisy, clean), "noisy": noisy}
+        return call, lambda image: psnr(image, clean), extra
     if args.task == "sr":
         hr, lr = degrade_for_sr(clean, args.scale)
 
@@ -90,11 +91,12 @@ def prepare(args: argparse.Namespace, path: Path, seed: int) -> tuple[Any, Metri
     return call_inpaint, composite, {"psnr_input": psnr(observed, clean), "biharmonic": baseline}
 
 
-def watchers(args: argparse.Namespace) -> dict[str, StoppingRule]:
+def watchers(args: argparse.Namespace, noisy: np.ndarray | None) -> dict[str, StoppingRule]:
     """The rules that watch beside the task's own."""
     rules: dict[str, StoppingRule] = {"variance": VarianceRule(patience=PATIENCE, stop=False)}
-    if args.task == "denoise":
-        rules["noise-level (true σ)"] = NoiseLevelRule(args.sigma / 255, stop=False)
+    if args.task == "denoise" and noisy is not None:
+        given = clipped_noise_sigma(noisy, args.sigma / 255)  # what --sigma does
+        rules["noise-level (given σ)"] = NoiseLevelRule(given, stop=False)
     return rules
 
 
@@ -135,7 +137,7 @@ def main() -> None:
         for seed in args.seeds:
             call, metric, extra = prepare(args, path, seed)
             scorer = Scorer(metric)
-            others = watchers(args)
+            others = watchers(args, extra.pop("noisy", None))
             started = time.perf_counter()
             _, run = call(
                 **common,

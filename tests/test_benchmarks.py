@@ -120,5 +120,5 @@ def test_stopping_benchmark_compares_rules_with_the_best_seen(tmp_path):
         entry["cap"] == 30
         and entry["best_seen"] >= max(r["psnr"] for r in entry["rules"].values()) - 1e-6
     )
-    assert set(entry["rules"]) == {"noise-level (auto)", "variance", "noise-level (true σ)"}
+    assert set(entry["rules"]) == {"noise-level (auto)", "variance", "noise-level (given σ)"}
     assert 2 <= entry["runs_2_steps"] <= 60 and entry["runs_2"] > 0

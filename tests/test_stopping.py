@@ -15,6 +15,7 @@ from deepprior.stopping import (
     NoiseLevelRule,
     ValidationRule,
     VarianceRule,
+    clipped_noise_sigma,
     estimate_noise_sigma,
     split_holdout,
 )
@@ -122,6 +123,17 @@ def test_noise_sigma_estimate_is_close_on_a_photograph():
     for sigma in (10, 25, 50):
         estimate = estimate_noise_sigma(add_noise(clean, sigma, seed=0)) * 255
         assert abs(estimate - sigma) < 0.25 * sigma
+
+
+def test_clip_correction_matches_the_noise_actually_left():
+    rng = np.random.default_rng(0)
+    gray = np.full((64, 64, 1), 0.5, np.float32)
+    bright = np.where(np.arange(64)[None, :, None] < 32, 0.5, 0.97).repeat(64, 0).astype(np.float32)
+    for clean in (gray, bright):
+        noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1)
+        actual = float(np.sqrt(np.mean((noisy - clean) ** 2)))
+        assert abs(clipped_noise_sigma(noisy, 0.1) - actual) < 0.05 * actual
+    assert clipped_noise_sigma(noisy, 0.1) < 0.095  # the bright half keeps less noise
 
 
 def test_auto_stops_near_the_best_iterate_and_beats_running_long():

@@ -12,7 +12,8 @@ along the same run.
   Wang et al., "Early Stopping for Deep Image Prior", TMLR 2023).
 - :class:`NoiseLevelRule` needs the noise level σ (known, or estimated with scikit-image's
   ``estimate_sigma``): it stops when the data term falls to what σ predicts (Morozov's
-  discrepancy principle).
+  discrepancy principle; a given σ is first corrected for clipping, see
+  :func:`clipped_noise_sigma`).
 - :class:`ValidationRule` holds back a share of the observed pixels from the data term and stops
   when their error stops improving.
 """
@@ -242,3 +243,22 @@ def estimate_noise_sigma(pixels: np.ndarray) -> float:
     from skimage.restoration import estimate_sigma
 
     return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
+
+
+def clipped_noise_sigma(noisy: np.ndarray, sigma: float) -> float:
+    """The noise σ that remains in ``noisy`` (H×W×C in [0, 1]) once values were clipped to [0, 1].
+
+    Clipping shrinks the noise near black and white, so an image with bright skies or deep
+    shadows carries less than σ²: the data term of a clean fit is E[(c − clip(c + n))²],
+    n ~ N(0, σ²), averaged over the image's values c (taken from the noisy image smoothed with
+    a Gaussian of 2 pixels). Computed per 8-bit level with 48-point Gauss–Hermite quadrature.
+    """
+    from skimage.filters import gaussian
+
+    nodes, weights = np.polynomial.hermite_e.hermegauss(48)
+    weights = weights / weights.sum()
+    levels = np.linspace(0.0, 1.0, 257)[:, None]
+    per_level = (levels - np.clip(levels + sigma * nodes[None, :], 0.0, 1.0)) ** 2 @ weights
+    clean_guess = gaussian(noisy, sigma=2, channel_axis=-1 if noisy.ndim == 3 else None)
+    index = np.clip(np.round(clean_guess * 256).astype(int), 0, 256)
+    return float(np.sqrt(per_level[index].mean()))

@@ -31,6 +31,7 @@ from .stopping import (
     StoppingRule,
     ValidationRule,
     VarianceRule,
+    clipped_noise_sigma,
     estimate_noise_sigma,
     split_holdout,
 )
@@ -386,6 +387,12 @@ def make_stopping(
         return Stopping("variance", patience)
     if rule == "noise-level":
         source = "given"
+        if sigma is not None and estimate_from is not None:
+            # What σ predicts for this image: less than σ² where values were clipped.
+            sigma, source = (
+                clipped_noise_sigma(estimate_from, sigma),
+                f"given {sigma * 255:g}, clip-corrected",
+            )
         if sigma is None:
             if estimate_from is None:
                 raise UserError("the noise-level rule needs --sigma for this task")
