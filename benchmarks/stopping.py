@@ -34,14 +34,14 @@ from deepprior.fit import Callback, FitState
 from deepprior.io import Picture, read_image
 from deepprior.masks import random_pixels
 from deepprior.metrics import psnr, psnr_y
-from deepprior.stopping import NoiseLevelRule, StoppingRule, VarianceRule, clipped_noise_sigma
-from deepprior.tasks import (
+from deepprior.stopping import (
     PATIENCE,
-    denoise_picture,
-    inpaint_picture,
-    super_resolve_picture,
-    to_numpy,
+    NoiseLevelRule,
+    StoppingRule,
+    VarianceRule,
+    clipped_noise_sigma,
 )
+from deepprior.tasks import denoise_picture, inpaint_picture, super_resolve_picture, to_numpy
 
 Metric = Callable[[np.ndarray], float]
 

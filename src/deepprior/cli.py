@@ -244,12 +244,12 @@ def _restore(
         callbacks=callbacks,
         **task_options,
     )
-    if run.result.steps_run:
+    if run.report["steps_run"]:
         write_image(out_path, restored, force=force)
     if report_file is not None:
         write_json(report_file, run.report)
     if not quiet:
-        _summary(out_path if run.result.steps_run else None, run.report)
+        _summary(out_path if run.report["steps_run"] else None, run.report)
     return EXIT_INTERRUPTED if run.result.interrupted else 0
 
 

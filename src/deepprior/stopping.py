@@ -21,13 +21,16 @@ along the same run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .errors import UserError
 from .fit import Callback, FitState
+from .presets import Preset
 
 Operator = Callable[[Tensor], Tensor]
 
@@ -262,3 +265,142 @@ def clipped_noise_sigma(noisy: np.ndarray, sigma: float) -> float:
     clean_guess = gaussian(noisy, sigma=2, channel_axis=-1 if noisy.ndim == 3 else None)
     index = np.clip(np.round(clean_guess * 256).astype(int), 0, 256)
     return float(np.sqrt(per_level[index].mean()))
+
+
+STOP_RULES = ("auto", "variance", "noise-level", "validation")
+
+
+@dataclass
+class Stopping:
+    """How ``--steps auto`` ends a fit: the rule, its settings, and the held-back pixels.
+
+    ``train_weight`` is the data term's pixel weight (None: every observed pixel counts);
+    ``holdout`` the pixels a validation rule scores on.
+    """
+
+    rule_name: str
+    patience: int
+    sigma: float | None = None
+    sigma_source: str | None = None
+    train_weight: Tensor | None = None
+    holdout: Tensor | None = None
+    holdout_share: float = 0.0
+    watch_only: bool = False
+
+    def rule(self, operator: Operator, y: Tensor) -> StoppingRule:
+        """A fresh rule for one fit (its tensors moved to ``y``'s device)."""
+        stop = not self.watch_only
+        if self.rule_name == "variance":
+            return VarianceRule(patience=self.patience, stop=stop)
+        if self.rule_name == "noise-level":
+            assert self.sigma is not None
+            return NoiseLevelRule(self.sigma, stop=stop)
+        assert self.holdout is not None
+        holdout = self.holdout.to(y.device)
+        return ValidationRule(operator, y, holdout, patience=self.patience, stop=stop)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"patience": self.patience}
+        if self.sigma is not None:
+            out.update(sigma_255=round(self.sigma * 255, 3), sigma_source=self.sigma_source)
+        if self.holdout is not None:
+            out["holdout_share"] = self.holdout_share
+        return out
+
+
+PATIENCE = 300
+HOLDOUT_SHARE = 0.05
+MIN_SIGMA = 0.5 / 255  # an estimated noise level below this counts as no noise
+
+
+def make_stopping(
+    rule: str,
+    observed: Tensor,
+    *,
+    seed: int | None,
+    sigma: float | None = None,
+    estimate_from: np.ndarray | None = None,
+    patience: int = PATIENCE,
+    holdout_share: float = HOLDOUT_SHARE,
+) -> Stopping:
+    """The stopping plan for one of :data:`STOP_RULES` (``auto`` resolved by the caller).
+
+    Args:
+        observed: (1, 1, h, w), 1 where the observation has a pixel (the known pixels).
+        sigma: the noise level in [0, 1] units for ``noise-level``; estimated from
+            ``estimate_from`` when None.
+    """
+    if rule == "variance":
+        return Stopping("variance", patience)
+    if rule == "noise-level":
+        source = "given"
+        if sigma is not None and estimate_from is not None:
+            # What σ predicts for this image: less than σ² where values were clipped.
+            sigma, source = (
+                clipped_noise_sigma(estimate_from, sigma),
+                f"given {sigma * 255:g}, clip-corrected",
+            )
+        if sigma is None:
+            if estimate_from is None:
+                raise UserError("the noise-level rule needs --sigma for this task")
+            sigma, source = estimate_noise_sigma(estimate_from), "estimated"
+            if sigma < MIN_SIGMA:
+                # Next to no noise: nothing for the noise level to tell; watch the outputs.
+                return Stopping("variance", patience, sigma=sigma, sigma_source=source)
+        return Stopping("noise-level", patience, sigma=sigma, sigma_source=source)
+    if rule == "validation":
+        generator = torch.Generator().manual_seed(0 if seed is None else seed + 3)
+        train, holdout = split_holdout(observed, holdout_share, generator)
+        if float(holdout.sum()) < 1:
+            raise UserError(
+                "the image has too few observed pixels to hold some back; use --steps N"
+            )
+        return Stopping(
+            "validation",
+            patience,
+            train_weight=train,
+            holdout=holdout,
+            holdout_share=holdout_share,
+        )
+    raise UserError(f"unknown stopping rule {rule!r}; use {', '.join(STOP_RULES)}")
+
+
+def plan_steps(
+    preset: Preset,
+    steps: int | str | None,
+    stop: str,
+    max_steps: int | None,
+    *,
+    default_rule: str,
+    observed: Tensor,
+    seed: int | None,
+    sigma: float | None = None,
+    estimate_from: np.ndarray | None = None,
+) -> tuple[Preset, Stopping | None]:
+    """Fixed steps (no rule), or ``auto``: the rule, with the preset's steps (or ``max_steps``)
+    as the cap."""
+    fixed = parse_steps(steps)
+    if fixed is not None:
+        if stop != "auto" or max_steps is not None:
+            raise UserError(
+                "--stop and --max-steps apply to --steps auto; give either --steps N or them"
+            )
+        return preset.with_steps(fixed), None
+    if max_steps is not None and max_steps < 1:
+        raise UserError(f"--max-steps must be positive, got {max_steps}")
+    rule = default_rule if stop == "auto" else stop
+    stopping = make_stopping(rule, observed, seed=seed, sigma=sigma, estimate_from=estimate_from)
+    return preset.with_steps(max_steps), stopping
+
+
+def parse_steps(steps: int | str | None) -> int | None:
+    """``auto`` / None -> None (a stopping rule decides); a positive integer -> fixed steps."""
+    if steps is None or steps == "auto":
+        return None
+    try:
+        count = int(steps)
+    except (TypeError, ValueError):
+        raise UserError(f"steps must be 'auto' or a positive integer, got {steps!r}") from None
+    if count < 1:
+        raise UserError(f"the number of steps must be positive, got {count}")
+    return count

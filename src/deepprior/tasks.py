@@ -26,15 +26,7 @@ from .nets import build_net, count_parameters, size_multiple
 from .operators import Downsample, Mask
 from .presets import DENOISE_PRESETS, INPAINT_PRESETS, SR_PRESETS, Preset, get_preset
 from .report import versions
-from .stopping import (
-    NoiseLevelRule,
-    StoppingRule,
-    ValidationRule,
-    VarianceRule,
-    clipped_noise_sigma,
-    estimate_noise_sigma,
-    split_holdout,
-)
+from .stopping import Stopping, StoppingRule, plan_steps
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -183,7 +175,8 @@ def run_fit(
         )
         if fits[-1].result.interrupted:
             break
-    image = np.mean([f.image for f in fits], axis=0).astype(np.float32)
+    finished = [f for f in fits if f.result.steps_run] or fits  # an interrupted run may have none
+    image = np.mean([f.image for f in finished], axis=0).astype(np.float32)
     run = fits[-1]
     per_run = [
         {key: f.report[key] for key in ("seed", "steps_run", "stopping") if key in f.report}
@@ -199,7 +192,7 @@ def run_fit(
         report["interrupted"] = run.result.interrupted
         report.pop("history", None)
     report.pop("metrics", None)
-    if reference is not None and run.result.steps_run:
+    if reference is not None and any(f.result.steps_run for f in fits):
         report["metrics"] = {"psnr": psnr(image, reference), "ssim": ssim(image, reference)}
         if runs == 1:
             best = run.history.best("psnr_average" if run.result.average is not None else "psnr")
@@ -320,145 +313,6 @@ def _fit_once(
     return Run(image, result, history, report, rule)
 
 
-STOP_RULES = ("auto", "variance", "noise-level", "validation")
-
-
-@dataclass
-class Stopping:
-    """How ``--steps auto`` ends a fit: the rule, its settings, and the held-back pixels.
-
-    ``train_weight`` is the data term's pixel weight (None: every observed pixel counts);
-    ``holdout`` the pixels a validation rule scores on.
-    """
-
-    rule_name: str
-    patience: int
-    sigma: float | None = None
-    sigma_source: str | None = None
-    train_weight: Tensor | None = None
-    holdout: Tensor | None = None
-    holdout_share: float = 0.0
-    watch_only: bool = False
-
-    def rule(self, operator: Operator, y: Tensor) -> StoppingRule:
-        """A fresh rule for one fit (its tensors moved to ``y``'s device)."""
-        stop = not self.watch_only
-        if self.rule_name == "variance":
-            return VarianceRule(patience=self.patience, stop=stop)
-        if self.rule_name == "noise-level":
-            assert self.sigma is not None
-            return NoiseLevelRule(self.sigma, stop=stop)
-        assert self.holdout is not None
-        holdout = self.holdout.to(y.device)
-        return ValidationRule(operator, y, holdout, patience=self.patience, stop=stop)
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"patience": self.patience}
-        if self.sigma is not None:
-            out.update(sigma_255=round(self.sigma * 255, 3), sigma_source=self.sigma_source)
-        if self.holdout is not None:
-            out["holdout_share"] = self.holdout_share
-        return out
-
-
-PATIENCE = 300
-HOLDOUT_SHARE = 0.05
-MIN_SIGMA = 0.5 / 255  # an estimated noise level below this counts as no noise
-
-
-def make_stopping(
-    rule: str,
-    observed: Tensor,
-    *,
-    seed: int | None,
-    sigma: float | None = None,
-    estimate_from: np.ndarray | None = None,
-    patience: int = PATIENCE,
-    holdout_share: float = HOLDOUT_SHARE,
-) -> Stopping:
-    """The stopping plan for one of :data:`STOP_RULES` (``auto`` resolved by the caller).
-
-    Args:
-        observed: (1, 1, h, w), 1 where the observation has a pixel (the known pixels).
-        sigma: the noise level in [0, 1] units for ``noise-level``; estimated from
-            ``estimate_from`` when None.
-    """
-    if rule == "variance":
-        return Stopping("variance", patience)
-    if rule == "noise-level":
-        source = "given"
-        if sigma is not None and estimate_from is not None:
-            # What σ predicts for this image: less than σ² where values were clipped.
-            sigma, source = (
-                clipped_noise_sigma(estimate_from, sigma),
-                f"given {sigma * 255:g}, clip-corrected",
-            )
-        if sigma is None:
-            if estimate_from is None:
-                raise UserError("the noise-level rule needs --sigma for this task")
-            sigma, source = estimate_noise_sigma(estimate_from), "estimated"
-            if sigma < MIN_SIGMA:
-                # Next to no noise: nothing for the noise level to tell; watch the outputs.
-                return Stopping("variance", patience, sigma=sigma, sigma_source=source)
-        return Stopping("noise-level", patience, sigma=sigma, sigma_source=source)
-    if rule == "validation":
-        generator = torch.Generator().manual_seed(0 if seed is None else seed + 3)
-        train, holdout = split_holdout(observed, holdout_share, generator)
-        if float(holdout.sum()) < 1:
-            raise UserError(
-                "the image has too few observed pixels to hold some back; use --steps N"
-            )
-        return Stopping(
-            "validation",
-            patience,
-            train_weight=train,
-            holdout=holdout,
-            holdout_share=holdout_share,
-        )
-    raise UserError(f"unknown stopping rule {rule!r}; use {', '.join(STOP_RULES)}")
-
-
-def _plan_steps(
-    preset: Preset,
-    steps: int | str | None,
-    stop: str,
-    max_steps: int | None,
-    *,
-    default_rule: str,
-    observed: Tensor,
-    seed: int | None,
-    sigma: float | None = None,
-    estimate_from: np.ndarray | None = None,
-) -> tuple[Preset, Stopping | None]:
-    """Fixed steps (no rule), or ``auto``: the rule, with the preset's steps (or ``max_steps``)
-    as the cap."""
-    fixed = _parse_steps(steps)
-    if fixed is not None:
-        if stop != "auto" or max_steps is not None:
-            raise UserError(
-                "--stop and --max-steps apply to --steps auto; give either --steps N or them"
-            )
-        return preset.with_steps(fixed), None
-    if max_steps is not None and max_steps < 1:
-        raise UserError(f"--max-steps must be positive, got {max_steps}")
-    rule = default_rule if stop == "auto" else stop
-    stopping = make_stopping(rule, observed, seed=seed, sigma=sigma, estimate_from=estimate_from)
-    return preset.with_steps(max_steps), stopping
-
-
-def _parse_steps(steps: int | str | None) -> int | None:
-    """``auto`` / None -> None (a stopping rule decides); a positive integer -> fixed steps."""
-    if steps is None or steps == "auto":
-        return None
-    try:
-        count = int(steps)
-    except (TypeError, ValueError):
-        raise UserError(f"steps must be 'auto' or a positive integer, got {steps!r}") from None
-    if count < 1:
-        raise UserError(f"the number of steps must be positive, got {count}")
-    return count
-
-
 def _check_reference(picture: Picture, reference: Picture | None) -> np.ndarray | None:
     if reference is None:
         return None
@@ -492,7 +346,7 @@ def denoise_picture(
     chosen = preset if isinstance(preset, Preset) else get_preset(DENOISE_PRESETS, preset)
     ref = _check_reference(picture, reference)
     observation = to_tensor(picture.pixels, torch.device("cpu"))
-    chosen, stopping = _plan_steps(
+    chosen, stopping = plan_steps(
         chosen,
         steps,
         stop,
@@ -560,7 +414,7 @@ def super_resolve_picture(
             )
         ref = reference.pixels
     observation = to_tensor(picture.pixels, torch.device("cpu"))
-    chosen, stopping = _plan_steps(
+    chosen, stopping = plan_steps(
         chosen,
         steps,
         stop,
@@ -624,7 +478,7 @@ def inpaint_picture(
     ref = _check_reference(picture, reference)
     mask = torch.from_numpy(known.astype(np.float32))[None, None]
     observation = to_tensor(picture.pixels * known[:, :, None], torch.device("cpu"))
-    chosen, stopping = _plan_steps(
+    chosen, stopping = plan_steps(
         chosen,
         steps,
         stop,
