@@ -196,6 +196,8 @@ def test_bad_stopping_arguments_are_user_errors():
         deepprior.denoise(image, preset=FAST, stop="magic", device="cpu")
     with pytest.raises(UserError, match="steps"):
         deepprior.denoise(image, preset=FAST, steps="lots", device="cpu")
+    with pytest.raises(UserError, match="for denoising"):
+        deepprior.super_resolve(image[:16, :16], 2, preset=FAST, stop="noise-level", device="cpu")
     with pytest.raises(UserError, match="apply to --steps auto"):
         deepprior.denoise(image, preset=FAST, steps=5, stop="variance", device="cpu")
     with pytest.raises(UserError, match="runs"):

@@ -342,7 +342,9 @@ def make_stopping(
             )
         if sigma is None:
             if estimate_from is None:
-                raise UserError("the noise-level rule needs --sigma for this task")
+                raise UserError(
+                    "the noise-level rule is for denoising; use --stop validation or variance"
+                )
             sigma, source = estimate_noise_sigma(estimate_from), "estimated"
             if sigma < MIN_SIGMA:
                 # Next to no noise: nothing for the noise level to tell; watch the outputs.
