@@ -59,6 +59,10 @@ class StoppingRule(Callback):
     def fired(self, state: FitState) -> bool:
         raise NotImplementedError
 
+    def no_better_for(self, state: FitState, steps: int) -> bool:
+        """True once the best score is ``steps`` or more steps old."""
+        return self.best_step is not None and state.step + 1 - self.best_step >= steps
+
     def on_start(self, state: FitState) -> None:
         self.best_image, self.best_step, self.best_score = None, None, float("inf")
         self.fired_at = None
@@ -137,7 +141,7 @@ class VarianceRule(StoppingRule):
         return float(self._var.mean())
 
     def fired(self, state: FitState) -> bool:
-        return self.best_step is not None and state.step + 1 - self.best_step >= self.patience
+        return self.no_better_for(state, self.patience)
 
 
 class NoiseLevelRule(StoppingRule):
@@ -218,7 +222,7 @@ class ValidationRule(StoppingRule):
         return self._error
 
     def fired(self, state: FitState) -> bool:
-        return self.best_step is not None and state.step + 1 - self.best_step >= self.patience
+        return self.no_better_for(state, self.patience)
 
 
 def _smooth(previous: float | None, value: float, weight: float) -> float:
