@@ -67,6 +67,8 @@ def test_the_preset_follows_the_mask_shape():
     hole = np.ones((128, 128), bool)
     hole[30:90, 40:100] = False
     assert masks.MaskShape.of(hole).preset_name() == "hole"
+    hole[100:126, 4:40] = False  # a second wide hole
+    assert masks.MaskShape.of(hole).preset_name() == "region"
 
 
 def test_inpainting_fills_holes_better_than_the_input_and_keeps_known_pixels():

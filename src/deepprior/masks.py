@@ -108,23 +108,37 @@ def validate(known: np.ndarray, height: int, width: int) -> np.ndarray:
     return known
 
 
+WIDE = 12  # a hole is wide when a disc of this radius (pixels) fits in it
+
+
 @dataclass(frozen=True)
 class MaskShape:
-    """What decides the preset: how much is missing and how thick the widest hole is."""
+    """What decides the preset: how much is missing, how thick the widest hole is, how many."""
 
     hole_fraction: float
     thickest_hole: float  # radius in pixels of the largest disc that fits in a hole
+    wide_holes: int = 0  # holes (connected) that a disc of radius WIDE fits in
 
     @classmethod
     def of(cls, known: np.ndarray) -> MaskShape:
         holes = ~known
-        thickness = float(ndimage.distance_transform_edt(holes).max()) if holes.any() else 0.0
-        return cls(hole_fraction=float(holes.mean()), thickest_hole=thickness)
+        if not holes.any():
+            return cls(hole_fraction=0.0, thickest_hole=0.0)
+        depth = ndimage.distance_transform_edt(holes)
+        labels, _ = ndimage.label(holes)
+        wide = np.unique(labels[depth >= WIDE])
+        return cls(
+            hole_fraction=float(holes.mean()),
+            thickest_hole=float(depth.max()),
+            wide_holes=int(np.count_nonzero(wide)),
+        )
 
     def preset_name(self) -> str:
-        """``pixels`` for scattered missing pixels, ``hole`` for wide holes, else ``text``."""
-        if self.thickest_hole >= 12:
-            return "hole"
+        """``pixels`` for scattered missing pixels, ``text`` for thin strokes, ``hole`` for one
+        wide hole (the authors' vase), ``region`` for several (the deeper net of their library
+        example)."""
+        if self.thickest_hole >= WIDE:
+            return "region" if self.wide_holes > 1 else "hole"
         if self.hole_fraction >= 0.2 and self.thickest_hole <= 3:
             return "pixels"
         return "text"

@@ -151,28 +151,25 @@ def run_fit(
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     if stopping is not None and watch_only:
         stopping = replace(stopping, watch_only=True)
+    request = _FitRequest(
+        observation,
+        operator,
+        preset,
+        out_channels=out_channels,
+        out_size=out_size,
+        device=device,
+        reference=reference,
+        callbacks=callbacks,
+        progress=progress,
+        history_every=history_every,
+        precision=precision,
+        engine=engine,
+        stopping=stopping,
+    )
     fits = []
     for index in range(runs):
         label = task if runs == 1 else f"{task} {index + 1}/{runs}"
-        fits.append(
-            _fit_once(
-                observation,
-                operator,
-                preset,
-                task=label,
-                out_channels=out_channels,
-                out_size=out_size,
-                seed=seed + 1000 * index,
-                device=device,
-                reference=reference,
-                callbacks=callbacks,
-                progress=progress,
-                history_every=history_every,
-                precision=precision,
-                engine=engine,
-                stopping=stopping,
-            )
-        )
+        fits.append(_fit_once(request, task=label, seed=seed + 1000 * index))
         if fits[-1].result.interrupted:
             break
     finished = [f for f in fits if f.result.steps_run] or fits  # an interrupted run may have none
@@ -201,29 +198,38 @@ def run_fit(
     return Run(image, run.result, run.history, report, run.rule)
 
 
-def _fit_once(
-    observation: Tensor,
-    operator: Operator,
-    preset: Preset,
-    *,
-    task: str,
-    out_channels: int,
-    out_size: tuple[int, int],
-    seed: int,
-    device: str,
-    reference: np.ndarray | None,
-    callbacks: Sequence[Callback],
-    progress: bool,
-    history_every: int,
-    precision: str,
-    engine: str | Engine,
-    stopping: Stopping | None,
-) -> Run:
+@dataclass(frozen=True)
+class _FitRequest:
+    """What every one of ``run_fit``'s fits shares (all but the seed and the label)."""
+
+    observation: Tensor
+    operator: Operator
+    preset: Preset
+    out_channels: int
+    out_size: tuple[int, int]
+    device: str
+    reference: np.ndarray | None
+    callbacks: Sequence[Callback]
+    progress: bool
+    history_every: int
+    precision: str
+    engine: str | Engine
+    stopping: Stopping | None
+
+
+def _fit_once(request: _FitRequest, *, task: str, seed: int) -> Run:
     """One fit from ``seed``: net and code built, memory planned, report assembled."""
+    preset, operator, stopping, reference = (
+        request.preset,
+        request.operator,
+        request.stopping,
+        request.reference,
+    )
+    out_channels = request.out_channels
     started = time.perf_counter()
-    torch_device = resolve_device(device)
-    chosen_engine = resolve_engine(engine, precision, torch_device)
-    height, width = out_size
+    torch_device = resolve_device(request.device)
+    chosen_engine = resolve_engine(request.engine, request.precision, torch_device)
+    height, width = request.out_size
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -251,17 +257,22 @@ def _fit_once(
         ) from None
     chosen_engine = plan.engine
     jitter_gen = torch.Generator(device=torch_device).manual_seed(seed + 2)
-    y = observation.to(torch_device)
+    y = request.observation.to(torch_device)
     if isinstance(operator, nn.Module):
         operator = operator.to(torch_device)
 
     ref_tensor = to_tensor(reference, torch_device) if reference is not None else None
-    history = History(every=history_every, reference=ref_tensor)
+    history = History(every=request.history_every, reference=ref_tensor)
     chain: list[Callback] = []
     if preset.average_decay is not None:
         chain.append(ExponentialAverage(preset.average_decay))
     rule = stopping.rule(operator, y) if stopping is not None else None
-    chain += [history, *([rule] if rule else []), *callbacks, Progress(task, quiet=not progress)]
+    chain += [
+        history,
+        *([rule] if rule else []),
+        *request.callbacks,
+        Progress(task, quiet=not request.progress),
+    ]
     backtracking = Backtracking(preset.backtrack_db) if preset.backtrack_db is not None else None
 
     result = fit(
