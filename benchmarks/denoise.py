@@ -44,7 +44,7 @@ def nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 def bm3d_or_none(noisy: np.ndarray, sigma: float) -> np.ndarray | None:
     try:
-        import bm3d  # type: ignore[import-not-found]
+        import bm3d
     except ImportError:
         return None
     return np.asarray(

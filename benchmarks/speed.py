@@ -73,7 +73,8 @@ def current_rss_kib() -> int:
 
 def attainable_gflops(engine: Engine, device: torch.device, size: int = 256) -> float:
     """GFLOP/s of a 3×3, 128→128 convolution at size², forward, in the engine's precision."""
-    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(device, memory_format=memory_format(engine))
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(device)
+    conv.to(memory_format=memory_format(engine))  # type: ignore[call-overload]
     x = torch.rand(1, 128, size, size, device=device).contiguous(
         memory_format=memory_format(engine)
     )

@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deepprior.io import Picture, write_image
+import numpy as np
+
+from deepprior.io import Picture, read_image, write_image
 
 from .conftest import photo
 
@@ -122,3 +124,29 @@ def test_stopping_benchmark_compares_rules_with_the_best_seen(tmp_path):
     )
     assert set(entry["rules"]) == {"noise-level (auto)", "variance", "noise-level (given σ)"}
     assert 2 <= entry["runs_2_steps"] <= 60 and entry["runs_2"] > 0
+
+
+def test_inpaint_examples_script_uses_the_masks_preset_and_saves_panels(tmp_path):
+    folder, saved = tmp_path / "examples", tmp_path / "saved"
+    folder.mkdir()
+    write_image(folder / "vase.png", Picture(photo(64)))
+    mask = np.ones((64, 64, 1), np.float32)
+    mask[16:48, 16:48] = 0  # one wide hole: the authors' large-hole setting
+    write_image(folder / "vase_mask.png", Picture(mask))
+    out = tmp_path / "examples.json"
+    stdout = run_script(
+        str(BENCHMARKS / "inpaint_examples.py"),
+        str(folder),
+        "--steps",
+        "3",
+        "--save",
+        str(saved),
+        "--json",
+        str(out),
+    )
+    assert "minutes" in stdout
+    entry = json.loads(out.read_text())["results"][0]
+    assert entry["preset"] == "hole" and entry["steps"] == 3
+    assert abs(entry["hole_share"] - 0.25) < 1e-6
+    panels = read_image(saved / "vase_side_by_side.png")
+    assert panels.width > 3 * 64 and (saved / "vase_inpainted.png").exists()
