@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from deepprior.nets import NETS, SkipConfig, SkipNet, build_net, count_parameters, size_multiple
+from deepprior.nets import (
+    NETS,
+    SkipConfig,
+    SkipNet,
+    build_net,
+    count_parameters,
+    min_side,
+    size_multiple,
+)
 
 
 def test_authors_denoising_net_has_the_published_parameter_count():
@@ -77,3 +85,11 @@ def test_mismatched_levels_are_rejected():
 def test_unknown_network_names_the_choices():
     with pytest.raises(ValueError, match="skip"):
         build_net("vgg", 3, 3)
+
+
+def test_a_net_with_wide_filters_runs_at_its_smallest_side():
+    config = SkipConfig(down=(8,) * 6, up=(8,) * 6, skip=(0,) * 6, filter_down=5)
+    net = SkipNet(2, 3, config)
+    assert net.min_side == 3 * net.size_multiple  # a 3×3 coarsest map for the 5×5 padding
+    side = min_side(net)
+    assert net(torch.rand(1, 2, side, side)).shape == (1, 3, side, side)

@@ -53,6 +53,7 @@ def test_any_size_comes_back_whole(height, width):
 def test_padding_is_centred_and_leaves_room_for_batch_norm():
     assert padded_layout(100, 64, 32) == (128, 64, 14, 0)
     assert padded_layout(16, 16, 32) == (64, 64, 24, 24)
+    assert padded_layout(100, 300, 64, smallest=192) == (192, 320, 46, 10)
 
 
 def test_integer_inputs_keep_their_type_and_layout():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -201,7 +202,8 @@ def plan_memory(
     Raises MemoryError when it would not fit either way.
     """
     multiple = int(getattr(net, "size_multiple", 1))
-    side = max(probe, 2 * multiple)
+    smallest = int(getattr(net, "min_side", 2 * multiple))
+    side = max(probe, math.ceil(smallest / multiple) * multiple)
     z = torch.rand(1, in_channels, side, side, device=device)
     full, checkpointed = activation_bytes(net, z, engine)
     scale = size[0] * size[1] / side**2

@@ -22,7 +22,7 @@ from .inputs import meshgrid_code, noise_code
 from .io import Picture, from_array, to_array
 from .masks import MaskShape, validate
 from .metrics import psnr, psnr_y, ssim
-from .nets import build_net, count_parameters, size_multiple
+from .nets import build_net, count_parameters, min_side, size_multiple
 from .operators import Downsample, Mask
 from .presets import DENOISE_PRESETS, INPAINT_PRESETS, SR_PRESETS, Preset, get_preset
 from .report import versions
@@ -83,14 +83,17 @@ def resolve_engine(engine: str | Engine, precision: str, device: torch.device) -
 ENGINES: dict[str, Engine] = {"fast": FAST, "reference": REFERENCE}
 
 
-def padded_layout(height: int, width: int, multiple: int) -> tuple[int, int, int, int]:
+def padded_layout(
+    height: int, width: int, multiple: int, smallest: int | None = None
+) -> tuple[int, int, int, int]:
     """(padded height, padded width, top, left): the smallest multiple-sized canvas, centred.
 
-    The canvas is at least two multiples wide, so that the coarsest level is 2×2 or more
-    (BatchNorm needs more than one value per channel).
+    The canvas is at least ``smallest`` wide (default: two multiples, so that the coarsest
+    level is 2×2 or more, as BatchNorm needs more than one value per channel).
     """
-    padded_h = max(math.ceil(height / multiple), 2) * multiple
-    padded_w = max(math.ceil(width / multiple), 2) * multiple
+    smallest = 2 * multiple if smallest is None else smallest
+    padded_h = max(math.ceil(height / multiple) * multiple, smallest)
+    padded_w = max(math.ceil(width / multiple) * multiple, smallest)
     return padded_h, padded_w, (padded_h - height) // 2, (padded_w - width) // 2
 
 
@@ -239,7 +242,7 @@ def _fit_once(request: _FitRequest, *, task: str, seed: int) -> Run:
             out_channels,
             **preset.net_options,
         )
-    padded_h, padded_w, top, left = padded_layout(height, width, size_multiple(net))
+    padded_h, padded_w, top, left = padded_layout(height, width, size_multiple(net), min_side(net))
     if preset.code == "meshgrid":
         z = meshgrid_code(padded_h, padded_w)
     else:

@@ -44,6 +44,11 @@ def size_multiple(net: nn.Module) -> int:
     return int(getattr(net, "size_multiple", 1))
 
 
+def min_side(net: nn.Module) -> int:
+    """The smallest height and width the network's input may have (a multiple of the above)."""
+    return int(getattr(net, "min_side", 2 * size_multiple(net)))
+
+
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
@@ -56,5 +61,6 @@ __all__ = [
     "UNet",
     "build_net",
     "count_parameters",
+    "min_side",
     "size_multiple",
 ]

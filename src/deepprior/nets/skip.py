@@ -108,8 +108,8 @@ class SkipNet(nn.Module):
     """Encoder–decoder with skip connections (paper Fig. 21 of the supplement).
 
     Shape:
-        input (N, in_channels, H, W) with H and W multiples of ``size_multiple``;
-        output (N, out_channels, H, W).
+        input (N, in_channels, H, W) with H and W multiples of ``size_multiple`` and at least
+        ``min_side``; output (N, out_channels, H, W).
     """
 
     def __init__(self, in_channels: int, out_channels: int, config: SkipConfig | None = None):
@@ -117,6 +117,14 @@ class SkipNet(nn.Module):
         cfg = config or SkipConfig()
         self.config = cfg
         self.size_multiple = 2**cfg.levels
+        # The coarsest map must be wider than the widest padding (reflection needs it) and at
+        # least 2×2 (BatchNorm needs more than one value per channel).
+        filters = [
+            *_per_level(cfg.filter_down, cfg.levels),
+            *_per_level(cfg.filter_up, cfg.levels),
+            cfg.filter_skip,
+        ]
+        self.min_side = self.size_multiple * max(2, max(filters) // 2 + 1)
         inner: _Level | None = None
         for index in reversed(range(cfg.levels)):
             level_in = in_channels if index == 0 else cfg.down[index - 1]
