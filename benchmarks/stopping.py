@@ -35,6 +35,7 @@ from deepprior.io import Picture, read_image
 from deepprior.masks import random_pixels
 from deepprior.metrics import psnr, psnr_y
 from deepprior.stopping import (
+    GIVEN_SIGMA_FACTOR,
     PATIENCE,
     NoiseLevelRule,
     StoppingRule,
@@ -96,7 +97,7 @@ def watchers(args: argparse.Namespace, noisy: np.ndarray | None) -> dict[str, St
     rules: dict[str, StoppingRule] = {"variance": VarianceRule(patience=PATIENCE, stop=False)}
     if args.task == "denoise" and noisy is not None:
         given = clipped_noise_sigma(noisy, args.sigma / 255)  # what --sigma does
-        rules["noise-level (given σ)"] = NoiseLevelRule(given, stop=False)
+        rules["noise-level (given σ)"] = NoiseLevelRule(given, GIVEN_SIGMA_FACTOR, stop=False)
     return rules
 
 

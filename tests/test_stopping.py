@@ -134,6 +134,14 @@ def test_clip_correction_matches_the_noise_actually_left():
         actual = float(np.sqrt(np.mean((noisy - clean) ** 2)))
         assert abs(clipped_noise_sigma(noisy, 0.1) - actual) < 0.05 * actual
     assert clipped_noise_sigma(noisy, 0.1) < 0.095  # the bright half keeps less noise
+    from deepprior.demo import add_noise
+
+    clean = photo(64)  # a photograph with white and black areas
+    for sigma in (25, 50):
+        noisy = add_noise(clean, sigma, seed=0)
+        actual = float(np.sqrt(np.mean((noisy - clean) ** 2)))
+        assert actual < 0.97 * sigma / 255  # clipping did remove noise
+        assert abs(clipped_noise_sigma(noisy, sigma / 255) - actual) < 0.025 * actual
 
 
 def test_auto_stops_near_the_best_iterate_and_beats_running_long():
@@ -151,6 +159,7 @@ def test_auto_stops_near_the_best_iterate_and_beats_running_long():
     stopping = report["stopping"]
     assert stopping["steps"] == "auto" and stopping["rule"] == "noise-level"
     assert stopping["sigma_source"] == "estimated" and abs(stopping["sigma_255"] - 25) < 6
+    assert stopping["target_factor"] == 1.0
     assert stopping["fired_at"] is not None and report["steps_run"] < cap
     best = fixed_report["metrics"]["best_along_run"]["psnr_average"]
     assert psnr(auto, clean) > best - 1.0
