@@ -35,12 +35,11 @@ from deepprior.io import Picture, read_image
 from deepprior.masks import random_pixels
 from deepprior.metrics import psnr, psnr_y
 from deepprior.stopping import (
-    GIVEN_SIGMA_FACTOR,
     PATIENCE,
     NoiseLevelRule,
     StoppingRule,
     VarianceRule,
-    clipped_noise_sigma,
+    given_noise_sigma,
 )
 from deepprior.tasks import denoise_picture, inpaint_picture, super_resolve_picture, to_numpy
 
@@ -96,8 +95,8 @@ def watchers(args: argparse.Namespace, noisy: np.ndarray | None) -> dict[str, St
     """The rules that watch beside the task's own."""
     rules: dict[str, StoppingRule] = {"variance": VarianceRule(patience=PATIENCE, stop=False)}
     if args.task == "denoise" and noisy is not None:
-        given = clipped_noise_sigma(noisy, args.sigma / 255)  # what --sigma does
-        rules["noise-level (given σ)"] = NoiseLevelRule(given, GIVEN_SIGMA_FACTOR, stop=False)
+        given, _ = given_noise_sigma(noisy, args.sigma / 255)  # what --sigma does
+        rules["noise-level (given σ)"] = NoiseLevelRule(given, stop=False)
     return rules
 
 

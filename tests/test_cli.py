@@ -124,7 +124,7 @@ def test_sigma_and_runs_flags(tmp_path, noisy_png):
     assert [r["seed"] for r in data["runs"]] == [3, 1003]
     assert all(r["stopping"]["sigma_source"].startswith("given 25") for r in data["runs"])
     assert 15 < data["runs"][0]["stopping"]["sigma_255"] <= 25  # clipping leaves less
-    assert data["runs"][0]["stopping"]["target_factor"] == 0.95  # aims a little below σ²
+    assert "clip-corrected" in data["runs"][0]["stopping"]["sigma_source"]
 
 
 def user_error_cases(tmp_path, noisy_png):

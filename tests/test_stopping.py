@@ -17,6 +17,7 @@ from deepprior.stopping import (
     VarianceRule,
     clipped_noise_sigma,
     estimate_noise_sigma,
+    given_noise_sigma,
     split_holdout,
 )
 
@@ -159,7 +160,6 @@ def test_auto_stops_near_the_best_iterate_and_beats_running_long():
     stopping = report["stopping"]
     assert stopping["steps"] == "auto" and stopping["rule"] == "noise-level"
     assert stopping["sigma_source"] == "estimated" and abs(stopping["sigma_255"] - 25) < 6
-    assert stopping["target_factor"] == 1.0
     assert stopping["fired_at"] is not None and report["steps_run"] < cap
     best = fixed_report["metrics"]["best_along_run"]["psnr_average"]
     assert psnr(auto, clean) > best - 1.0
@@ -211,3 +211,14 @@ def test_bad_stopping_arguments_are_user_errors():
         deepprior.denoise(image, preset=FAST, steps=5, stop="variance", device="cpu")
     with pytest.raises(UserError, match="runs"):
         deepprior.denoise(image, preset=FAST, steps=2, runs=0, device="cpu")
+
+
+def test_a_given_sigma_bounds_the_estimate_from_above():
+    from deepprior.demo import add_noise
+
+    noisy = add_noise(photo(64), 25, seed=0)
+    estimated = estimate_noise_sigma(noisy)
+    low, source = given_noise_sigma(noisy, 5 / 255)  # below the image's noise: it is kept
+    assert low == pytest.approx(clipped_noise_sigma(noisy, 5 / 255)) and "clip-corrected)" in source
+    high, source = given_noise_sigma(noisy, 60 / 255)  # far above: the estimate is used
+    assert high == pytest.approx(estimated) and "(estimated)" in source
