@@ -127,6 +127,20 @@ def test_sigma_and_runs_flags(tmp_path, noisy_png):
     assert "clip-corrected" in data["runs"][0]["stopping"]["sigma_source"]
 
 
+def test_average_flag_sets_the_tail_average(tmp_path, noisy_png):
+    outputs = {}
+    for decay in ("0", "0.9"):
+        report = tmp_path / f"avg{decay}.json"
+        out = tmp_path / f"avg{decay}.png"
+        argv = ["denoise", str(noisy_png), "-o", str(out), "--report", str(report)]
+        assert run(*argv, "--steps", "6", "--average", decay, "--seed", "0", "-q") == 0
+        data = json.loads(report.read_text())
+        assert data["settings"]["average_decay"] == (None if decay == "0" else 0.9)
+        outputs[decay] = read_image(out).pixels
+    assert not np.array_equal(outputs["0"], outputs["0.9"])  # the average is what is returned
+    assert run("denoise", str(noisy_png), "--average", "1", "-q") == 2
+
+
 def user_error_cases(tmp_path, noisy_png):
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(noisy_png.read_bytes()[:50])

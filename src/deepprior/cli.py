@@ -100,6 +100,13 @@ STOPPING = [
         show_default=True,
         help="Average this many independent fits (seeds SEED, SEED+1000, …).",
     ),
+    click.option(
+        "--average",
+        type=click.FloatRange(0, 1, max_open=True),
+        default=None,
+        help="Average the output over the fit's tail: a moving average with this decay "
+        "(0.99 ≈ the last 100 steps; 0 turns it off). Default: the preset's.",
+    ),
 ]
 
 

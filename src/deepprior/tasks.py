@@ -137,19 +137,25 @@ def run_fit(
     stopping: Stopping | None = None,
     runs: int = 1,
     watch_only: bool = False,
+    average: float | None = None,
 ) -> Run:
     """Build the net and the code from ``preset``, fit ``runs`` times, and assemble the report.
 
     With ``stopping`` the fit ends when its rule fires (``preset.steps`` is then the cap) and
     the rule's chosen iterate is the result; ``watch_only`` lets the fit run to the cap and
     only records the rule's choice in ``Run.rule`` (for benchmarks). With ``runs`` > 1 the
-    results of independent fits (seeds ``seed``, ``seed`` + 1000, …) are averaged.
+    results of independent fits (seeds ``seed``, ``seed`` + 1000, …) are averaged. ``average``
+    overrides the preset's output averaging (an EMA decay; 0 turns it off).
 
     Shape:
         observation: (1, C_y, h, w) on any device; ``out_size`` is the restored (H, W).
     """
     if runs < 1:
         raise UserError(f"--runs must be at least 1, got {runs}")
+    if average is not None:
+        if not 0 <= average < 1:
+            raise UserError(f"--average must be in [0, 1), got {average}")
+        preset = replace(preset, average_decay=average or None)
     started = time.perf_counter()
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     if stopping is not None and watch_only:
@@ -575,6 +581,7 @@ def denoise(
     stop: str = "auto",
     max_steps: int | None = None,
     runs: int = 1,
+    average: float | None = None,
     seed: int | None = None,
     device: str = "auto",
     precision: str = "auto",
@@ -585,7 +592,8 @@ def denoise(
 
     Returns the restored image in the input's type and layout, and the run report.
     ``steps="auto"`` stops by a rule (``stop``; see :mod:`deepprior.stopping`), ``sigma`` is the
-    noise level in 8-bit levels when known, ``runs`` averages that many independent fits.
+    noise level in 8-bit levels when known, ``runs`` averages that many independent fits,
+    ``average`` sets the output's tail averaging (EMA decay; 0: off).
     """
     return _on_arrays(
         denoise_picture,
@@ -597,6 +605,7 @@ def denoise(
         stop=stop,
         max_steps=max_steps,
         runs=runs,
+        average=average,
         seed=seed,
         device=device,
         precision=precision,
@@ -615,6 +624,7 @@ def super_resolve(
     stop: str = "auto",
     max_steps: int | None = None,
     runs: int = 1,
+    average: float | None = None,
     kernel: str = "lanczos2",
     seed: int | None = None,
     device: str = "auto",
@@ -635,6 +645,7 @@ def super_resolve(
         stop=stop,
         max_steps=max_steps,
         runs=runs,
+        average=average,
         kernel=kernel,
         seed=seed,
         device=device,
@@ -654,6 +665,7 @@ def inpaint(
     stop: str = "auto",
     max_steps: int | None = None,
     runs: int = 1,
+    average: float | None = None,
     keep_known: bool = True,
     seed: int | None = None,
     device: str = "auto",
@@ -675,6 +687,7 @@ def inpaint(
         stop=stop,
         max_steps=max_steps,
         runs=runs,
+        average=average,
         keep_known=keep_known,
         seed=seed,
         device=device,
