@@ -222,3 +222,10 @@ def test_a_given_sigma_bounds_the_estimate_from_above():
     assert low == pytest.approx(clipped_noise_sigma(noisy, 5 / 255)) and "clip-corrected)" in source
     high, source = given_noise_sigma(noisy, 60 / 255)  # far above: the estimate is used
     assert high == pytest.approx(estimated) and "(estimated)" in source
+    ramp = np.linspace(0.2, 0.8, 64, dtype=np.float32)
+    clean = np.repeat(ramp[None, :, None], 64, 0).repeat(3, 2)  # noiseless: the estimate is ~0
+    assert estimate_noise_sigma(clean) < 0.5 / 255
+    kept, source = given_noise_sigma(clean, 25 / 255)
+    assert (
+        kept == pytest.approx(clipped_noise_sigma(clean, 25 / 255)) and "clip-corrected)" in source
+    )

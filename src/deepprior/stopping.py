@@ -287,8 +287,10 @@ def given_noise_sigma(noisy: np.ndarray, sigma: float) -> tuple[float, str]:
     """
     corrected = clipped_noise_sigma(noisy, sigma)
     estimated = estimate_noise_sigma(noisy)
-    chosen = min(corrected, estimated)
-    which = "estimated" if estimated < corrected else "clip-corrected"
+    # An estimate of next to no noise says nothing about where to stop: keep the given σ.
+    use_estimate = MIN_SIGMA <= estimated < corrected
+    chosen = estimated if use_estimate else corrected
+    which = "estimated" if use_estimate else "clip-corrected"
     source = (
         f"given {sigma * 255:g}: clip-corrected {corrected * 255:.3g}, estimated "
         f"{estimated * 255:.3g}; the lower ({which}) is used"
