@@ -93,3 +93,16 @@ def test_a_net_with_wide_filters_runs_at_its_smallest_side():
     assert net.min_side == 3 * net.size_multiple  # a 3×3 coarsest map for the 5×5 padding
     side = min_side(net)
     assert net(torch.rand(1, 2, side, side)).shape == (1, 3, side, side)
+
+
+def test_bf16_nets_pad_without_leaving_bf16():
+    """Under CPU autocast no padded activation is copied up to fp32 (only the fp32 code is)."""
+    net = build_net("skip", 8, 3)
+    dtypes = []
+    for module in net.modules():
+        if isinstance(module, torch.nn.ReflectionPad2d):
+            module.register_forward_hook(lambda m, i, o: dtypes.append((i[0].dtype, o.dtype)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(torch.rand(1, 8, 64, 64))
+    assert dtypes and all(out == given for given, out in dtypes)
+    assert sum(given == torch.bfloat16 for given, _ in dtypes) == len(dtypes) - 1

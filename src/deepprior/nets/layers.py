@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 Padding = Literal["reflection", "zero"]
 Downsample = Literal["stride", "avg", "max"]
 Upsample = Literal["nearest", "bilinear"]
+
+
+class ReflectionPad(nn.ReflectionPad2d):
+    """Reflection padding in the input's own precision.
+
+    Autocast on CPU runs ``reflection_pad2d`` in fp32, so every padded convolution of a
+    bfloat16 net would copy its input up to fp32 and back down again. Padding only moves
+    values, so keeping the input's precision changes nothing but the time.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x)
 
 
 def conv(
@@ -29,7 +43,7 @@ def conv(
     pad = (kernel_size - 1) // 2
     layers: list[nn.Module] = []
     if padding == "reflection" and pad > 0:
-        layers.append(nn.ReflectionPad2d(pad))
+        layers.append(ReflectionPad(pad))
         pad = 0
     conv_stride = stride if downsample == "stride" else 1
     layers.append(nn.Conv2d(in_channels, out_channels, kernel_size, conv_stride, pad, bias=bias))
