@@ -69,6 +69,20 @@ def test_speed_benchmark_measures_each_engine(tmp_path):
     assert all(r["seconds_per_step"] > 0 and r["step_gflop"] > 0 for r in results)
 
 
+def test_batching_benchmark_stacks_fits_that_agree_with_separate_ones(tmp_path):
+    out = tmp_path / "batching.json"
+    stdout = run_script(
+        str(BENCHMARKS / "batching.py"),
+        *("--sizes", "64", "--steps", "1", "--warmup", "0", "--json", str(out)),
+    )
+    assert "stacked" in stdout and "commit" in stdout
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["members"] == 2 and result["stacked_seconds"] > 0
+    assert result["max_output_diff"] < 1e-4
+    assert result["gradient_relative_diff"] < 0.05  # a 1/K slip reads 0.5
+    # (BatchNorm over the 2×2 deepest map of a 64² input amplifies rounding to ~2 %; 7e-4 at 128²)
+
+
 def test_sr_and_inpaint_benchmarks_run(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
