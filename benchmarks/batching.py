@@ -3,11 +3,11 @@ same K fits stacked into one batched network (torch.func: stacked weights, vmap)
 
     python benchmarks/batching.py --sizes 64 128 256 --members 2 --precision bf16
 
-Stacking turns every convolution into a grouped one over the K members; the members' results
-are the same either way: the first step's outputs and gradients are compared. It pays where one fit
-leaves the device idle (small images on a large GPU) and costs where a fit already keeps it
-busy. ``--runs`` steps its fits one after another; run this on a new device before changing
-that.
+Stacking turns every convolution into a grouped one over the K members. Both compute the same
+fits: the first step's outputs and gradients are compared (in fp32; bf16 differs by its own
+rounding). Stacking pays where one fit leaves the device idle (small images on a large GPU)
+and costs where one fit already keeps it busy. ``--runs`` steps its fits one after another;
+run this on a new device before changing that.
 """
 
 from __future__ import annotations
@@ -78,11 +78,18 @@ def stacked_step(
         return functional_call(skeleton, (p, b), (code[None],))[0]
 
     batched = vmap(one)
+    # Autocast does not reach through vmap (the stacked convolutions would stay fp32), so a
+    # bf16 engine casts weights, BatchNorm buffers and codes to bf16 by hand.
+    dtype = torch.bfloat16 if engine.precision == "bf16" else torch.float32
+    buffers = {
+        name: buffer.to(dtype) if buffer.is_floating_point() else buffer
+        for name, buffer in buffers.items()
+    }
 
     def step() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
-        with autocast(engine, codes.device):
-            out = batched(params, buffers, codes).float()
+        cast = {name: weight.to(dtype) for name, weight in params.items()}
+        out = batched(cast, buffers, codes.to(dtype)).float()
         # Each member's own mean: the same gradients as K separate fits.
         ((out - y) ** 2).mean(dim=(1, 2, 3)).sum().backward()
         optimizer.step()
