@@ -261,3 +261,10 @@ def test_help_and_version_exit_cleanly(capsys):
     assert run("--help") == 0
     assert "denoise" in capsys.readouterr().out
     assert run("--version") == 0
+
+
+@pytest.mark.parametrize("command", sorted(cli.cli.commands))
+def test_every_commands_help_prints_as_written(command, capsys):
+    assert run(command, "--help") == 0
+    text = capsys.readouterr().out
+    assert "Usage:" in text and "%%" not in text  # click prints help text as it is

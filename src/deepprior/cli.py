@@ -85,7 +85,7 @@ STOPPING = [
         default="auto",
         show_default=True,
         help="The rule of --steps auto. auto: noise-level for denoise (σ estimated unless "
-        "--sigma), validation (5%% of the observed pixels held back) for sr and inpaint.",
+        "--sigma), validation (5 % of the observed pixels held back) for sr and inpaint.",
     ),
     click.option(
         "--max-steps",
