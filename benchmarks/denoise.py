@@ -132,6 +132,7 @@ def run_one(
     _, run = denoise_picture(
         Picture(noisy),
         preset=preset,
+        steps=preset.steps,  # a fixed count: the checkpoints need the whole run
         reference=Picture(clean),
         seed=seed,
         device=args.device,
@@ -160,6 +161,7 @@ def run_one(
         "nlm": psnr(nlm(noisy, sigma), clean),
         "bm3d": psnr(bm3d, clean) if bm3d is not None else None,
         "precision": run.report["precision"],
+        "stopping": run.report["stopping"],
         "seconds_per_step": run.report["seconds_per_step"],
         "seconds_to_target": seconds_to(history, args.target, run.report["seconds_per_step"]),
         "seconds": time.perf_counter() - started,

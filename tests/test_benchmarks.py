@@ -44,6 +44,7 @@ def test_denoise_benchmark_prints_a_table_and_writes_json(tmp_path):
     data = json.loads(out.read_text())
     entry = data["results"][0]
     assert entry["size"] == [32, 32, 3] and entry["at"]["20"]["average"] is not None
+    assert entry["stopping"] == {"steps": 20}  # fixed steps, no rule cutting the run short
     assert {"commit", "machine", "versions", "settings"} <= set(data)
 
 
