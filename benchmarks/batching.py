@@ -39,7 +39,7 @@ def members(k: int, device: torch.device) -> list[nn.Module]:
     for seed in range(k):
         torch.manual_seed(seed)
         net = build_net("skip", 32, 3).to(device)
-        nets.append(net.to(memory_format=torch.channels_last))
+        nets.append(net.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
     return nets
 
 
