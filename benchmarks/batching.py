@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_header, print_table, provenance, save_json
 
 from deepprior.engine import FAST, Engine, autocast
-from deepprior.nets import build_net
+from deepprior.nets import build_net, min_side
 from deepprior.tasks import resolve_device
 
 
@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    smallest = min_side(build_net("skip", 32, 3))
+    if min(args.sizes) < smallest or args.members < 1:
+        parser.error(f"--sizes must be at least {smallest} and --members at least 1")
     device = resolve_device(args.device)
     engine = FAST.with_precision(args.precision)
     info = provenance(str(device))
