@@ -28,9 +28,8 @@ from torch.func import functional_call, stack_module_state, vmap
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_header, print_table, provenance, save_json
 
-from deepprior.engine import FAST, Engine, autocast
+from deepprior.engine import FAST, Engine, autocast, resolve_device
 from deepprior.nets import build_net, min_side
-from deepprior.tasks import resolve_device
 
 
 def members(k: int, device: torch.device) -> list[nn.Module]:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from deepprior.engine import DEVICES, ENGINES, PRECISIONS
+from deepprior.fit import Callback
+from deepprior.io import Picture
+from deepprior.job import Job
 from deepprior.report import versions
+from deepprior.runner import Outcome, run
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -94,3 +103,56 @@ def centre_crop(pixels: Any, size: int | None) -> Any:
 def steps_value(text: str) -> int | str:
     """argparse type of ``--steps``: 'auto' (a stopping rule, the default) or a fixed count."""
     return text if text == "auto" else int(text)
+
+
+def list_images(folder: Path, stems: list[str] | None = None) -> list[Path]:
+    """The PNG and TIFF files of ``folder`` (only those named in ``stems``, when given)."""
+    if not folder.is_dir():
+        sys.exit(f"{folder}: no such folder; give the folder of benchmark images")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))
+    if stems:
+        paths = [p for p in paths if p.stem in stems]
+    if not paths:
+        sys.exit(
+            f"{folder}: no PNG or TIFF images" + (f" named {', '.join(stems)}" if stems else "")
+        )
+    return paths
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, engine: bool = False) -> None:
+    """The options every fitting benchmark shares: device, precision (engine), JSON output."""
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
+    if engine:
+        parser.add_argument("--engine", default="fast", choices=sorted(ENGINES))
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+
+
+def mean(values: Iterable[float | None]) -> float | str:
+    """The mean of a column, or 'n/a' when any cell is missing."""
+    cells = list(values)
+    if not cells or any(v is None for v in cells):
+        return "n/a"
+    return statistics.mean(float(v) for v in cells if v is not None)
+
+
+def run_task(
+    task: str,
+    image: Picture,
+    *,
+    reference: Picture | np.ndarray | None = None,
+    inputs: dict[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+    watch_only: bool = False,
+    **job: Any,
+) -> Outcome:
+    """Run a task on images in memory through the runner, as the CLI would on files."""
+    given: dict[str, Any] = {"image": image, **(inputs or {})}
+    if reference is not None:
+        given["reference"] = reference
+    options = job.pop("options", {})
+    return run(
+        Job(task=task, inputs=given, options=options, **job),
+        callbacks=callbacks,
+        watch_only=watch_only,
+    )

@@ -10,7 +10,6 @@ PSNR on floats in [0, 1] over the whole image.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -19,13 +18,22 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import centre_crop, print_header, print_table, provenance, save_json
+from common import (
+    add_run_arguments,
+    centre_crop,
+    list_images,
+    mean,
+    print_header,
+    print_table,
+    provenance,
+    run_task,
+    save_json,
+)
 
-from deepprior.demo import add_noise
 from deepprior.io import Picture, read_image
 from deepprior.metrics import psnr
 from deepprior.presets import DENOISE_PRESETS
-from deepprior.tasks import denoise_picture
+from deepprior.synthetic import add_noise
 
 
 def nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
@@ -72,23 +80,18 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--preset", default="authors", choices=sorted(DENOISE_PRESETS))
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--engine", default="fast", choices=["fast", "reference"])
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    add_run_arguments(parser, engine=True)
     parser.add_argument(
         "--target",
         type=float,
         default=None,
         help="report the seconds until the averaged output reaches this PSNR",
     )
-    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     preset = DENOISE_PRESETS[args.preset].with_steps(args.steps)
     checkpoints = args.checkpoints or [args.steps // 3, 2 * args.steps // 3, args.steps]
-    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".png", ".tif"))
-    if args.images:
-        paths = [p for p in paths if p.stem in args.images]
+    paths = list_images(args.folder, args.images)
     sigma = args.sigma / 255
     info = provenance(args.device)
     settings = {
@@ -129,18 +132,19 @@ def run_one(
 ) -> dict[str, Any]:
     noisy = add_noise(clean, args.sigma, seed)
     started = time.perf_counter()
-    _, run = denoise_picture(
+    outcome = run_task(
+        "denoise",
         Picture(noisy),
+        reference=Picture(clean),
         preset=preset,
         steps=preset.steps,  # a fixed count: the checkpoints need the whole run
-        reference=Picture(clean),
         seed=seed,
         device=args.device,
-        progress=False,
         engine=args.engine,
         precision=args.precision,
     )
-    history = run.report["history"]
+    report = outcome.report
+    history = report.history or []
     best = max((r for r in history if "psnr_average" in r), key=lambda r: r["psnr_average"])
     bm3d = bm3d_or_none(noisy, sigma)
     return {
@@ -157,13 +161,13 @@ def run_one(
         },
         "best_average": {"psnr": best["psnr_average"], "step": best["step"]},
         "best_last": max(r["psnr"] for r in history),
-        "final": run.report["metrics"],
+        "final": report.metrics,
         "nlm": psnr(nlm(noisy, sigma), clean),
         "bm3d": psnr(bm3d, clean) if bm3d is not None else None,
-        "precision": run.report["precision"],
-        "stopping": run.report["stopping"],
-        "seconds_per_step": run.report["seconds_per_step"],
-        "seconds_to_target": seconds_to(history, args.target, run.report["seconds_per_step"]),
+        "precision": report.precision,
+        "stopping": report.stopping,
+        "seconds_per_step": report.seconds_per_step,
+        "seconds_to_target": seconds_to(history, args.target, report.seconds_per_step),
         "seconds": time.perf_counter() - started,
     }
 
@@ -204,20 +208,18 @@ def table(
             row.append(f"{reached:.0f}" if reached is not None else "never")
         rows.append(row)
     if len(results) > 1:
-        mean: list[Any] = ["mean", "", statistics.mean(e["psnr_noisy"] for e in results)]
+        means: list[Any] = ["mean", "", mean(e["psnr_noisy"] for e in results)]
         for s in checkpoints:
             for key in ("last", "average"):
-                values = [e["at"][str(s)][key] for e in results]
-                mean.append(statistics.mean(values) if None not in values else "n/a")
-        bm3d = [e["bm3d"] for e in results]
-        mean += [
-            f"{statistics.mean(e['best_average']['psnr'] for e in results):.2f}",
-            statistics.mean(e["nlm"] for e in results),
-            statistics.mean(bm3d) if None not in bm3d else "n/a",
-            statistics.mean(e["seconds_per_step"] for e in results),
+                means.append(mean(e["at"][str(s)][key] for e in results))
+        means += [
+            f"{mean(e['best_average']['psnr'] for e in results):.2f}",
+            mean(e["nlm"] for e in results),
+            mean(e["bm3d"] for e in results),
+            mean(e["seconds_per_step"] for e in results),
             "",
         ]
-        rows.append(mean + ([""] if target is not None else []))
+        rows.append(means + ([""] if target is not None else []))
     return headers, rows
 
 

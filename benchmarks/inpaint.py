@@ -10,20 +10,29 @@ and OpenCV's Telea are scored by PSNR on the whole image, beside the paper's val
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import centre_crop, print_header, print_table, provenance, save_json, steps_value
+from common import (
+    add_run_arguments,
+    centre_crop,
+    list_images,
+    mean,
+    print_header,
+    print_table,
+    provenance,
+    run_task,
+    save_json,
+    steps_value,
+)
 
 from deepprior.baselines import inpaint_opencv
 from deepprior.io import Picture, read_image, write_image
 from deepprior.masks import random_pixels
 from deepprior.metrics import psnr
-from deepprior.tasks import inpaint_picture
 
 PAPER_TABLE_1 = {
     "barbara": 32.22,
@@ -51,15 +60,11 @@ def main() -> None:
         "--steps", type=steps_value, default="auto", help="'auto' (capped at the preset's) or N"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--save", type=Path, default=None)
-    parser.add_argument("--json", type=Path, default=None)
+    add_run_arguments(parser)
     args = parser.parse_args()
 
-    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".png", ".tif"))
-    if args.images:
-        paths = [p for p in paths if p.stem in args.images]
+    paths = list_images(args.folder, args.images)
     info = provenance(args.device)
     settings = {
         "drop": args.drop,
@@ -78,31 +83,32 @@ def main() -> None:
         clean = centre_crop(read_image(path).pixels, args.crop)
         known = random_pixels(clean.shape[0], clean.shape[1], args.drop, args.seed)
         started = time.perf_counter()
-        restored, run = inpaint_picture(
+        outcome = run_task(
+            "inpaint",
             Picture(clean * known[:, :, None]),
-            known,
+            inputs={"mask": known},
+            reference=Picture(clean),
             preset=args.preset,
             steps=args.steps,
-            reference=Picture(clean),
             seed=args.seed,
             device=args.device,
             precision=args.precision,
-            progress=False,
         )
-        metrics = run.report["metrics"]
+        restored, report = outcome.picture, outcome.report
+        metrics = report.metrics or {}
         entry = {
             "image": path.stem,
             "size": list(clean.shape),
-            "preset": run.report["mask"]["preset"],
+            "preset": report.sections["mask"]["preset"],
             "psnr": metrics["psnr"],
             "ssim": metrics["ssim"],
             "best_along_run": metrics.get("best_along_run"),
             "psnr_biharmonic": metrics["psnr_biharmonic"],
             "psnr_telea": psnr(inpaint_opencv(clean * known[:, :, None], known), clean),
             "paper": PAPER_TABLE_1.get(path.stem) if not args.crop else None,
-            "steps": run.report["steps_run"],
-            "precision": run.report["precision"],
-            "seconds_per_step": run.report["seconds_per_step"],
+            "steps": report.steps_run,
+            "precision": report.precision,
+            "seconds_per_step": report.seconds_per_step,
             "seconds": time.perf_counter() - started,
         }
         results.append(entry)
@@ -134,11 +140,11 @@ def main() -> None:
             [
                 "mean",
                 "",
-                statistics.mean(e["psnr"] for e in results),
+                mean(e["psnr"] for e in results),
                 "",
-                statistics.mean(e["psnr_biharmonic"] for e in results),
-                statistics.mean(e["psnr_telea"] for e in results),
-                statistics.mean(e["psnr"] - e["psnr_biharmonic"] for e in results),
+                mean(e["psnr_biharmonic"] for e in results),
+                mean(e["psnr_telea"] for e in results),
+                mean(e["psnr"] - e["psnr_biharmonic"] for e in results),
                 "",
                 "",
                 "",

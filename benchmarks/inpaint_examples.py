@@ -22,14 +22,21 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_header, print_table, provenance, save_json, steps_value
+from common import (
+    add_run_arguments,
+    print_header,
+    print_table,
+    provenance,
+    run_task,
+    save_json,
+    steps_value,
+)
 
 from deepprior.baselines import inpaint_opencv
-from deepprior.demo import side_by_side
+from deepprior.figures import side_by_side
 from deepprior.io import Picture, read_image, write_image
 from deepprior.masks import from_mask_image
 from deepprior.metrics import psnr
-from deepprior.tasks import inpaint_picture
 
 
 def main() -> None:
@@ -42,10 +49,8 @@ def main() -> None:
     )
     parser.add_argument("--max-steps", type=int, default=None, help="cap for --steps auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--save", type=Path, default=None)
-    parser.add_argument("--json", type=Path, default=None)
+    add_run_arguments(parser)
     args = parser.parse_args()
 
     masks = sorted(args.folder.glob("*_mask.png"))
@@ -69,29 +74,30 @@ def main() -> None:
         picture = read_image(args.folder / f"{name}.png")
         known = from_mask_image(read_image(args.folder / f"{name}_mask.png").pixels)
         started = time.perf_counter()
-        restored, run = inpaint_picture(
+        outcome = run_task(
+            "inpaint",
             picture,
-            known,
+            inputs={"mask": known},
             preset=args.preset,
             steps=args.steps,
             max_steps=args.max_steps,
             seed=args.seed,
             device=args.device,
             precision=args.precision,
-            progress=False,
         )
+        restored, report = outcome.picture, outcome.report
         seconds = time.perf_counter() - started
-        fitted = run.image[known]  # the net's own output on the known pixels
+        fitted = outcome.image[known]  # the net's own output on the known pixels
         entry = {
             "image": name,
             "size": [picture.height, picture.width],
-            "hole_share": run.report["mask"]["hole_fraction"],
-            "preset": run.report["mask"]["preset"],
-            "steps": run.report["steps_run"],
-            "stopping": run.report["stopping"],
+            "hole_share": report.sections["mask"]["hole_fraction"],
+            "preset": report.sections["mask"]["preset"],
+            "steps": report.steps_run,
+            "stopping": report.stopping,
             "psnr_known": psnr(fitted, picture.pixels[known]),
-            "precision": run.report["precision"],
-            "seconds_per_step": run.report["seconds_per_step"],
+            "precision": report.precision,
+            "seconds_per_step": report.seconds_per_step,
             "seconds": seconds,
         }
         results.append(entry)

@@ -28,14 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_header, print_table, provenance, save_json
 
 from deepprior.callbacks import ExponentialAverage
+from deepprior.data_terms import MSE
+from deepprior.engine import ENGINES as USER_ENGINES
 from deepprior.engine import FAST, REFERENCE, Engine, autocast, memory_format
 from deepprior.fit import Backtracking, Callback, FitState, fit
 from deepprior.nets import build_net
 from deepprior.presets import DENOISE_PRESETS
 
+# The engines a user can pick (deepprior.engine.ENGINES), plus variants measured against them.
 ENGINES: dict[str, Engine] = {
-    "reference": REFERENCE,
-    "fast": FAST,
+    **USER_ENGINES,
     "fast-bf16": FAST.with_precision("bf16"),
     "compiled": replace(FAST, name="compiled", compile=True),
     "compiled-bf16": replace(FAST, name="compiled", compile=True, precision="bf16"),
@@ -122,10 +124,9 @@ def measure_one(
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     fit(
-        y,
-        lambda x: x,
         net,
         z,
+        MSE(y),
         steps=warmup + steps,
         lr=0.01,
         input_noise=1 / 30,

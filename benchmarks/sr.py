@@ -10,19 +10,28 @@ pixels removed, as the paper's figures are computed; also RGB PSNR and SSIM.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import centre_crop, print_header, print_table, provenance, save_json, steps_value
+from common import (
+    add_run_arguments,
+    centre_crop,
+    list_images,
+    mean,
+    print_header,
+    print_table,
+    provenance,
+    run_task,
+    save_json,
+    steps_value,
+)
 
 from deepprior.baselines import degrade_for_sr
 from deepprior.io import Picture, read_image, write_image
 from deepprior.presets import SR_PRESETS
-from deepprior.tasks import super_resolve_picture
 
 
 def main() -> None:
@@ -35,16 +44,12 @@ def main() -> None:
         "--steps", type=steps_value, default="auto", help="'auto' (capped at the preset's) or N"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--save", type=Path, default=None, help="write the results here")
-    parser.add_argument("--json", type=Path, default=None)
+    add_run_arguments(parser)
     args = parser.parse_args()
 
     preset = SR_PRESETS[f"x{args.scale}"]
-    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".png", ".tif"))
-    if args.images:
-        paths = [p for p in paths if p.stem in args.images]
+    paths = list_images(args.folder, args.images)
     info = provenance(args.device)
     settings = {
         "scale": args.scale,
@@ -66,18 +71,19 @@ def main() -> None:
     for path in paths:
         hr, lr = degrade_for_sr(centre_crop(read_image(path).pixels, args.crop), args.scale)
         started = time.perf_counter()
-        restored, run = super_resolve_picture(
+        outcome = run_task(
+            "sr",
             Picture(lr),
-            args.scale,
+            reference=Picture(hr),
+            options={"scale": args.scale},
             preset=preset,
             steps=args.steps,
-            reference=Picture(hr),
             seed=args.seed,
             device=args.device,
             precision=args.precision,
-            progress=False,
         )
-        metrics = run.report["metrics"]
+        restored, report = outcome.picture, outcome.report
+        metrics = report.metrics or {}
         entry = {
             "image": path.stem,
             "hr_size": list(hr.shape),
@@ -87,9 +93,9 @@ def main() -> None:
             "psnr_y_lanczos": metrics["psnr_y_lanczos"],
             "psnr_rgb": metrics["psnr"],
             "ssim": metrics["ssim"],
-            "steps": run.report["steps_run"],
-            "precision": run.report["precision"],
-            "seconds_per_step": run.report["seconds_per_step"],
+            "steps": report.steps_run,
+            "precision": report.precision,
+            "seconds_per_step": report.seconds_per_step,
             "seconds": time.perf_counter() - started,
         }
         results.append(entry)
@@ -123,11 +129,11 @@ def main() -> None:
                 "mean",
                 "",
                 *(
-                    statistics.mean(e[k] for e in results)
+                    mean(e[k] for e in results)
                     for k in ("psnr_y", "psnr_y_bicubic", "psnr_y_lanczos")
                 ),
-                statistics.mean(e["psnr_y"] - e["psnr_y_bicubic"] for e in results),
-                statistics.mean(e["ssim"] for e in results),
+                mean(e["psnr_y"] - e["psnr_y_bicubic"] for e in results),
+                mean(e["ssim"] for e in results),
                 "",
                 "",
                 "",

@@ -26,14 +26,24 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import centre_crop, print_header, print_table, provenance, save_json
+from common import (
+    add_run_arguments,
+    centre_crop,
+    list_images,
+    print_header,
+    print_table,
+    provenance,
+    run_task,
+    save_json,
+)
 
 from deepprior.baselines import degrade_for_sr, inpaint_biharmonic
-from deepprior.demo import add_noise
+from deepprior.canvas import to_numpy
 from deepprior.fit import Callback, FitState
 from deepprior.io import Picture, read_image
 from deepprior.masks import random_pixels
 from deepprior.metrics import psnr, psnr_y
+from deepprior.runner import Outcome
 from deepprior.stopping import (
     PATIENCE,
     NoiseLevelRule,
@@ -41,7 +51,7 @@ from deepprior.stopping import (
     VarianceRule,
     given_noise_sigma,
 )
-from deepprior.tasks import denoise_picture, inpaint_picture, super_resolve_picture, to_numpy
+from deepprior.synthetic import add_noise
 
 Metric = Callable[[np.ndarray], float]
 
@@ -66,23 +76,24 @@ def prepare(args: argparse.Namespace, path: Path, seed: int) -> tuple[Any, Metri
     if args.task == "denoise":
         noisy = add_noise(clean, args.sigma, seed=0)
 
-        def call(**options: Any) -> Any:
-            return denoise_picture(Picture(noisy), **options)
+        def call(**options: Any) -> Outcome:
+            return run_task("denoise", Picture(noisy), **options)
 
         extra = {"psnr_input": psnr(noisy, clean), "noisy": noisy}
         return call, lambda image: psnr(image, clean), extra
     if args.task == "sr":
         hr, lr = degrade_for_sr(clean, args.scale)
 
-        def call_sr(**options: Any) -> Any:
-            return super_resolve_picture(Picture(lr), args.scale, **options)
+        def call_sr(**options: Any) -> Outcome:
+            return run_task("sr", Picture(lr), options={"scale": args.scale}, **options)
 
         return call_sr, lambda image: psnr_y(image, hr, shave=args.scale), {}
     known = random_pixels(clean.shape[0], clean.shape[1], args.drop, 0)
     observed = clean * known[:, :, None]
 
-    def call_inpaint(**options: Any) -> Any:
-        return inpaint_picture(Picture(observed), known, preset=args.preset, **options)
+    def call_inpaint(**options: Any) -> Outcome:
+        inputs = {"mask": known}
+        return run_task("inpaint", Picture(observed), inputs=inputs, preset=args.preset, **options)
 
     def composite(image: np.ndarray) -> float:
         return psnr(np.where(known[:, :, None], observed, image), clean)
@@ -113,14 +124,10 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=None, help="default: the preset's steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--runs", type=int, default=1, help="also run runs=K with the rule")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    parser.add_argument("--json", type=Path, default=None)
+    add_run_arguments(parser)
     args = parser.parse_args()
 
-    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".png", ".tif"))
-    if args.images:
-        paths = [p for p in paths if p.stem in args.images]
+    paths = list_images(args.folder, args.images)
     info = provenance(args.device)
     settings = {
         k: getattr(args, k)
@@ -129,7 +136,7 @@ def main() -> None:
     settings["patience"] = PATIENCE
     print_header(info, settings)
 
-    common = {"device": args.device, "precision": args.precision, "progress": False}
+    common = {"device": args.device, "precision": args.precision}
     if args.task == "denoise" and args.preset:
         common["preset"] = args.preset
     results = []
@@ -139,7 +146,7 @@ def main() -> None:
             scorer = Scorer(metric)
             others = watchers(args, extra.pop("noisy", None))
             started = time.perf_counter()
-            _, run = call(
+            outcome = call(
                 **common,
                 steps="auto",
                 max_steps=args.cap,
@@ -148,22 +155,23 @@ def main() -> None:
                 callbacks=[scorer, *others.values()],
             )
             seconds = time.perf_counter() - started
-            assert run.rule is not None
-            rules = {run.report["stopping"]["rule"] + " (auto)": run.rule, **others}
+            assert outcome.rule is not None
+            report = outcome.report
+            rules = {report.stopping["rule"] + " (auto)": outcome.rule, **others}
             best_step, best = max(scorer.trace, key=lambda t: t[1])
             entry: dict[str, Any] = {
                 "image": path.stem,
                 "seed": seed,
-                "size": list(run.image.shape),
+                "size": list(outcome.image.shape),
                 **extra,
-                "cap": run.report["steps_run"],
+                "cap": report.steps_run,
                 "psnr_at_cap": scorer.trace[-1][1],
                 "best_seen": best,
                 "best_step": best_step,
                 "seconds": seconds,
-                "seconds_per_step": run.report["seconds_per_step"],
-                "precision": run.report["precision"],
-                "stopping": run.report["stopping"],
+                "seconds_per_step": report.seconds_per_step,
+                "precision": report.precision,
+                "stopping": report.stopping,
                 "rules": {},
                 "trace": scorer.trace,
             }
@@ -180,11 +188,11 @@ def main() -> None:
                     "scores": rule.scores,
                 }
             if args.runs > 1:
-                _, averaged = call(
+                averaged = call(
                     **common, steps="auto", max_steps=args.cap, seed=seed, runs=args.runs
                 )
                 entry[f"runs_{args.runs}"] = metric(averaged.image)
-                entry[f"runs_{args.runs}_steps"] = averaged.report["steps_run"]
+                entry[f"runs_{args.runs}_steps"] = averaged.report.steps_run
             results.append(entry)
             auto = entry["rules"][next(iter(rules))]
             print(

@@ -1,16 +1,31 @@
-"""Shared fixtures: small real photographs and their noisy versions."""
+"""Shared fixtures: small real photographs, their noisy versions, a fast preset, the CLI."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from skimage import data, transform
 
+from deepprior import cli
+from deepprior.presets import DENOISE_PRESETS, Preset
+from deepprior.synthetic import add_noise
+
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
+# A small network and few steps, so that a test fit takes seconds.
+FAST = replace(
+    DENOISE_PRESETS["authors"],
+    name="test",
+    steps=40,
+    net_options={"down": (16, 16, 16), "up": (16, 16, 16), "skip": (4, 4, 4)},
+)
 
-def photo(size: int, gray: bool = False) -> np.ndarray:
+
+def make_photo(size: int, gray: bool = False) -> np.ndarray:
     """A real photograph (scikit-image's astronaut), resized to size×size, float32 in [0, 1]."""
     image = transform.resize(data.astronaut()[:320, 96:416], (size, size), anti_aliasing=True)
     if gray:
@@ -18,13 +33,36 @@ def photo(size: int, gray: bool = False) -> np.ndarray:
     return image.astype(np.float32)
 
 
+def run_command(*argv: str) -> int:
+    """Run the ``deepprior`` command in-process; its exit code."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(argv))
+    return int(exit_info.value.code or 0)
+
+
+@pytest.fixture
+def photo() -> Callable[..., np.ndarray]:
+    """``photo(size, gray=False)``: the astronaut photograph at size×size."""
+    return make_photo
+
+
+@pytest.fixture
+def fast() -> Preset:
+    """The authors' denoising preset on a small network, 40 steps."""
+    return FAST
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., int]:
+    """``run_cli(*argv)``: the ``deepprior`` command in-process; returns its exit code."""
+    return run_command
+
+
 @pytest.fixture
 def clean32() -> np.ndarray:
-    return photo(32)
+    return make_photo(32)
 
 
 @pytest.fixture
 def noisy32(clean32: np.ndarray) -> np.ndarray:
-    from deepprior.demo import add_noise
-
     return add_noise(clean32, 25, seed=0)

@@ -9,8 +9,6 @@ import numpy as np
 
 from deepprior.io import Picture, read_image, write_image
 
-from .conftest import photo
-
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -20,7 +18,7 @@ def run_script(*args: str) -> str:
     return done.stdout
 
 
-def test_denoise_benchmark_prints_a_table_and_writes_json(tmp_path):
+def test_denoise_benchmark_prints_a_table_and_writes_json(photo, tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
     write_image(folder / "astronaut.png", Picture(photo(40)))
@@ -84,7 +82,7 @@ def test_batching_benchmark_stacks_fits_that_agree_with_separate_ones(tmp_path):
     # (BatchNorm over the 2×2 deepest map of a 64² input amplifies rounding to ~2 %; 7e-4 at 128²)
 
 
-def test_sr_and_inpaint_benchmarks_run(tmp_path):
+def test_sr_and_inpaint_benchmarks_run(photo, tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
     write_image(folder / "astronaut.png", Picture(photo(40)))
@@ -110,7 +108,7 @@ def test_sr_and_inpaint_benchmarks_run(tmp_path):
     assert entry["preset"] == "pixels" and entry["psnr_biharmonic"] > entry["psnr_telea"] - 5
 
 
-def test_stopping_benchmark_compares_rules_with_the_best_seen(tmp_path):
+def test_stopping_benchmark_compares_rules_with_the_best_seen(photo, tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
     write_image(folder / "astronaut.png", Picture(photo(40)))
@@ -141,7 +139,7 @@ def test_stopping_benchmark_compares_rules_with_the_best_seen(tmp_path):
     assert 2 <= entry["runs_2_steps"] <= 60 and entry["runs_2"] > 0
 
 
-def test_inpaint_examples_script_uses_the_masks_preset_and_saves_panels(tmp_path):
+def test_inpaint_examples_script_uses_the_masks_preset_and_saves_panels(photo, tmp_path):
     folder, saved = tmp_path / "examples", tmp_path / "saved"
     folder.mkdir()
     write_image(folder / "vase.png", Picture(photo(64)))

@@ -3,11 +3,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from deepprior.engine import FAST, REFERENCE, bf16_supported, prepare
+from deepprior.data_terms import MSE
+from deepprior.engine import FAST, REFERENCE, bf16_supported, prepare, resolve_engine
 from deepprior.errors import UserError
 from deepprior.fit import fit
 from deepprior.nets import build_net
-from deepprior.tasks import resolve_engine
 
 
 def net_and_problem(seed: int = 0):
@@ -21,7 +21,7 @@ def test_fast_and_reference_engines_compute_the_same_fit():
     results = []
     for engine in (REFERENCE, FAST):
         net, y, z = net_and_problem()
-        results.append(fit(y, lambda x: x, net, z, steps=20, engine=engine).output)
+        results.append(fit(net, z, MSE(y), steps=20, engine=engine).output)
     torch.testing.assert_close(results[0], results[1], atol=2e-4, rtol=0)
 
 
@@ -38,7 +38,7 @@ def test_bf16_fit_reaches_the_fp32_loss():
     losses = []
     for engine in (FAST, FAST.with_precision("bf16")):
         net, y, z = net_and_problem()
-        result = fit(y, lambda x: x, net, z, steps=60, engine=engine)
+        result = fit(net, z, MSE(y), steps=60, engine=engine)
         assert result.output.dtype == torch.float32
         losses.append(float(torch.mean((result.output - y) ** 2)))
     start = float(torch.mean((net_and_problem()[1] - 0.5) ** 2))
@@ -57,7 +57,7 @@ def test_compile_falls_back_to_eager_when_it_fails(monkeypatch, caplog):
     assert forward is net and "eagerly" in caplog.text
     for key, value in net.state_dict().items():  # the trial left no trace
         assert torch.equal(value, before[key]), key
-    assert fit(y, lambda x: x, net, z, steps=2, engine=replace(FAST, compile=True)).steps_run == 2
+    assert fit(net, z, MSE(y), steps=2, engine=replace(FAST, compile=True)).steps_run == 2
 
 
 def test_precision_choice():

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from deepprior.callbacks import ExponentialAverage, History, Snapshots
+from deepprior.data_terms import MSE
 from deepprior.fit import Backtracking, Callback, FitState, fit
 from deepprior.nets import build_net
 
@@ -16,14 +17,10 @@ def problem(seed: int = 0):
     return torch.rand(1, 3, 16, 16, generator=g), torch.rand(1, 4, 16, 16, generator=g) * 0.1
 
 
-def identity(x):
-    return x
-
-
 def test_fit_reduces_the_data_term():
     y, z = problem()
     history = History(every=1)
-    fit(y, identity, small_net(), z, steps=60, lr=0.01, callbacks=[history])
+    fit(small_net(), z, MSE(y), steps=60, lr=0.01, callbacks=[history])
     losses = [r["loss"] for r in history.records]
     assert losses[-1] < 0.5 * losses[0]
 
@@ -32,10 +29,9 @@ def test_same_seed_gives_bit_identical_output():
     y, z = problem()
     runs = [
         fit(
-            y,
-            identity,
             small_net(),
             z,
+            MSE(y),
             steps=15,
             input_noise=0.05,
             generator=torch.Generator().manual_seed(7),
@@ -44,10 +40,9 @@ def test_same_seed_gives_bit_identical_output():
     ]
     assert torch.equal(runs[0].output, runs[1].output)
     other = fit(
-        y,
-        identity,
         small_net(),
         z,
+        MSE(y),
         steps=15,
         input_noise=0.05,
         generator=torch.Generator().manual_seed(8),
@@ -58,7 +53,7 @@ def test_same_seed_gives_bit_identical_output():
 def test_crop_fits_only_the_image_region():
     y, _ = problem()
     z = torch.rand(1, 4, 32, 32) * 0.1
-    result = fit(y, identity, small_net(), z, steps=3, crop=(8, 4, 16, 16))
+    result = fit(small_net(), z, MSE(y), steps=3, crop=(8, 4, 16, 16))
     assert result.output.shape == (1, 3, 16, 16)
 
 
@@ -70,7 +65,7 @@ def test_exponential_average_matches_its_definition():
             outputs.append(state.output.clone())
 
     y, z = problem()
-    result = fit(y, identity, small_net(), z, steps=5, callbacks=[ExponentialAverage(0.9), Keep()])
+    result = fit(small_net(), z, MSE(y), steps=5, callbacks=[ExponentialAverage(0.9), Keep()])
     expected = outputs[0]
     for out in outputs[1:]:
         expected = 0.9 * expected + 0.1 * out
@@ -82,7 +77,7 @@ def test_exponential_average_matches_its_definition():
 def test_history_records_every_n_steps_and_the_last():
     y, z = problem()
     history = History(every=4, reference=y)
-    fit(y, identity, small_net(), z, steps=10, callbacks=[history])
+    fit(small_net(), z, MSE(y), steps=10, callbacks=[history])
     assert [r["step"] for r in history.records] == [1, 4, 8, 10]
     assert all("psnr" in r for r in history.records)
 
@@ -90,9 +85,7 @@ def test_history_records_every_n_steps_and_the_last():
 def test_snapshots_are_handed_over_every_n_steps():
     seen = []
     y, z = problem()
-    fit(
-        y, identity, small_net(), z, steps=7, callbacks=[Snapshots(3, lambda s, im: seen.append(s))]
-    )
+    fit(small_net(), z, MSE(y), steps=7, callbacks=[Snapshots(3, lambda s, im: seen.append(s))])
     assert seen == [3, 6]
 
 
@@ -102,7 +95,7 @@ def test_a_callback_can_stop_the_fit():
             state.stop = state.step == 3
 
     y, z = problem()
-    assert fit(y, identity, small_net(), z, steps=50, callbacks=[StopAtFour()]).steps_run == 4
+    assert fit(small_net(), z, MSE(y), steps=50, callbacks=[StopAtFour()]).steps_run == 4
 
 
 def test_ctrl_c_keeps_what_the_fit_had():
@@ -112,9 +105,7 @@ def test_ctrl_c_keeps_what_the_fit_had():
                 raise KeyboardInterrupt
 
     y, z = problem()
-    result = fit(
-        y, identity, small_net(), z, steps=50, callbacks=[ExponentialAverage(), Interrupt()]
-    )
+    result = fit(small_net(), z, MSE(y), steps=50, callbacks=[ExponentialAverage(), Interrupt()])
     assert result.interrupted and result.steps_run == 5
     assert result.average is not None and result.average.shape == y.shape
 
@@ -122,7 +113,7 @@ def test_ctrl_c_keeps_what_the_fit_had():
 def test_steps_must_be_positive():
     y, z = problem()
     with pytest.raises(ValueError):
-        fit(y, identity, small_net(), z, steps=0)
+        fit(small_net(), z, MSE(y), steps=0)
 
 
 def snapshot(net, optimizer):
@@ -184,5 +175,5 @@ def test_fit_drops_the_update_of_a_collapsed_step():
         return x + 10 if calls["n"] == 6 else x  # the 6th evaluation collapses
 
     net = small_net()
-    result = fit(y, flaky, net, z, steps=8, backtracking=Backtracking(every=1))
+    result = fit(net, z, MSE(y, flaky), steps=8, backtracking=Backtracking(every=1))
     assert result.backtracks == 1 and result.steps_run == 8 and calls["n"] == 9

@@ -11,10 +11,6 @@ from deepprior.errors import UserError
 from deepprior.io import Picture, read_image, write_image
 from deepprior.metrics import psnr
 
-from .conftest import photo
-from .test_cli import run
-from .test_tasks import FAST
-
 
 @pytest.fixture
 def fast_inpaint_presets(monkeypatch):
@@ -71,10 +67,10 @@ def test_the_preset_follows_the_mask_shape():
     assert masks.MaskShape.of(hole).preset_name() == "region"
 
 
-def test_inpainting_fills_holes_better_than_the_input_and_keeps_known_pixels():
+def test_inpainting_fills_holes_better_than_the_input_and_keeps_known_pixels(photo, fast):
     clean = photo(48)
     known = masks.random_pixels(48, 48, 0.5, seed=1)
-    preset = replace(FAST, steps=150, lr=0.02, input_noise=0.0, backtrack_db=None)
+    preset = replace(fast, steps=150, lr=0.02, input_noise=0.0, backtrack_db=None)
     restored, report = deepprior.inpaint(
         clean * known[:, :, None], known, reference=clean, preset=preset, seed=0, device="cpu"
     )
@@ -84,7 +80,7 @@ def test_inpainting_fills_holes_better_than_the_input_and_keeps_known_pixels():
     assert psnr(restored[holes], clean[holes]) > psnr(0 * clean[holes], clean[holes]) + 10
 
 
-def test_auto_preset_is_reported(fast_inpaint_presets):
+def test_auto_preset_is_reported(photo, fast_inpaint_presets):
     clean = photo(32)
     known = masks.random_pixels(32, 32, 0.5)
     _, report = deepprior.inpaint(clean, known, seed=0, device="cpu")
@@ -92,7 +88,7 @@ def test_auto_preset_is_reported(fast_inpaint_presets):
     assert report["settings"]["lr"] == presets.INPAINT_PRESETS["pixels"].lr
 
 
-def test_baselines_fill_the_holes():
+def test_baselines_fill_the_holes(photo):
     clean = photo(48)
     known = masks.random_pixels(48, 48, 0.5, seed=2)
     holed = clean * known[:, :, None]
@@ -104,14 +100,16 @@ def test_baselines_fill_the_holes():
         assert filled.shape == clean.shape and psnr(filled, clean) > psnr(holed, clean) + 8
 
 
-def test_cli_inpaint_from_a_mask_file_and_from_a_generator(tmp_path, fast_inpaint_presets):
+def test_cli_inpaint_from_a_mask_file_and_from_a_generator(
+    photo, run_cli, tmp_path, fast_inpaint_presets
+):
     image = write_image(tmp_path / "photo.png", Picture(photo(32)))
     mask = np.ones((32, 32, 1), np.float32)
     mask[8:16, 8:16] = 0
     mask_file = write_image(tmp_path / "mask.png", Picture(mask))
     report = tmp_path / "r.json"
     assert (
-        run(
+        run_cli(
             "inpaint",
             str(image),
             "--mask",
@@ -126,7 +124,7 @@ def test_cli_inpaint_from_a_mask_file_and_from_a_generator(tmp_path, fast_inpain
     )
     assert json.loads(report.read_text())["mask"]["hole_fraction"] == pytest.approx(64 / 1024)
     assert (
-        run(
+        run_cli(
             "inpaint",
             str(image),
             "--drop",
@@ -142,7 +140,7 @@ def test_cli_inpaint_from_a_mask_file_and_from_a_generator(tmp_path, fast_inpain
     assert read_image(tmp_path / "b.png").pixels.shape == (32, 32, 3)
 
 
-def test_cli_inpaint_user_errors(tmp_path, fast_inpaint_presets, capsys):
+def test_cli_inpaint_user_errors(photo, run_cli, tmp_path, fast_inpaint_presets, capsys):
     image = write_image(tmp_path / "photo.png", Picture(photo(32)))
     small = write_image(tmp_path / "small.png", Picture(np.ones((20, 20, 1), np.float32)))
     full = write_image(tmp_path / "full.png", Picture(np.ones((32, 32, 1), np.float32)))
@@ -155,14 +153,14 @@ def test_cli_inpaint_user_errors(tmp_path, fast_inpaint_presets, capsys):
         ["inpaint", str(image), "--hole-color", "red"],
     ]
     for argv in cases:
-        assert run(*argv) == 2, argv
+        assert run_cli(*argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("deepprior: error:") and "\n" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full.png", "photo.png", "small.png"]
 
 
 @pytest.mark.parametrize("name", sorted(presets.INPAINT_PRESETS))
-def test_every_inpainting_preset_runs_its_real_network_on_a_small_image(name):
+def test_every_inpainting_preset_runs_its_real_network_on_a_small_image(photo, name):
     # The region net (6 levels, 5×5 filters) needs a 3×3 coarsest map: the canvas grows to fit.
     clean = photo(24)
     known = masks.random_pixels(24, 24, 0.3, seed=0)

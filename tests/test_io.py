@@ -38,8 +38,7 @@ def test_lossless_round_trip_keeps_mode_and_depth(tmp_path, case, suffix):
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".webp"])
-def test_lossy_formats_read_back_close(tmp_path, suffix):
-    from tests.conftest import photo
+def test_lossy_formats_read_back_close(photo, tmp_path, suffix):
 
     clean = photo(48)
     path = write_image(tmp_path / f"x{suffix}", Picture(clean))

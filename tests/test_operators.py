@@ -7,8 +7,6 @@ from deepprior.baselines import degrade_for_sr, resize, upscale
 from deepprior.metrics import luma, psnr, psnr_y
 from deepprior.operators import KERNELS, Downsample, Identity, kernel_1d
 
-from .conftest import photo
-
 FACTORS = (2, 3, 4, 8)
 
 
@@ -57,7 +55,7 @@ def test_authors_kernel_taps():
 
 
 @pytest.mark.parametrize("factor", FACTORS)
-def test_agrees_with_pillow_lanczos(factor):
+def test_agrees_with_pillow_lanczos(photo, factor):
     """Our lanczos3 is Pillow's LANCZOS (a = 3): > 45 dB apart from the borders; the authors'
     lanczos2 (a = 2) is a slightly different filter: > 30 dB."""
     image = photo(24 * factor)
@@ -81,7 +79,7 @@ def test_bad_factor_and_kernel_are_refused():
         Downsample(2, "nearest")
 
 
-def test_paper_degradation_crops_to_a_multiple_then_uses_pillow_lanczos():
+def test_paper_degradation_crops_to_a_multiple_then_uses_pillow_lanczos(photo):
     hr = photo(50)
     cropped, lr = degrade_for_sr(hr, 4)
     assert cropped.shape == (48, 48, 3) and lr.shape == (12, 12, 3)
@@ -91,7 +89,7 @@ def test_paper_degradation_crops_to_a_multiple_then_uses_pillow_lanczos():
     assert np.abs(np.asarray(as_uint8) / 255 - lr).mean() < 1 / 255  # uint8 clips overshoots
 
 
-def test_luma_and_paper_psnr():
+def test_luma_and_paper_psnr(photo):
     white = np.ones((8, 8, 3))
     assert np.allclose(luma(white), 235 / 255) and np.allclose(luma(0 * white), 16 / 255)
     hr = photo(32)

@@ -14,15 +14,11 @@ from deepprior.io import Picture, read_image, write_image
 from deepprior.metrics import psnr
 from deepprior.operators import Downsample
 
-from .conftest import photo
-from .test_cli import run
-from .test_tasks import FAST
-
 
 @pytest.fixture
-def fast_sr_presets(monkeypatch):
+def fast_sr_presets(fast, monkeypatch):
     for name in ("x2", "x3", "x4", "x8"):
-        monkeypatch.setitem(presets.SR_PRESETS, name, replace(FAST, name=name, steps=4))
+        monkeypatch.setitem(presets.SR_PRESETS, name, replace(fast, name=name, steps=4))
 
 
 def test_super_resolution_beats_bicubic_and_explains_the_input():
@@ -54,7 +50,7 @@ def test_presets_follow_the_authors_by_scale():
     assert presets.SR_PRESETS["x8"].steps == 4000 and presets.SR_PRESETS["x8"].input_noise == 0.05
 
 
-def test_bad_scale_and_mismatched_reference_are_user_errors(fast_sr_presets):
+def test_bad_scale_and_mismatched_reference_are_user_errors(photo, fast_sr_presets):
     lr = photo(16)
     with pytest.raises(UserError, match="scale 5"):
         deepprior.super_resolve(lr, 5, device="cpu")
@@ -62,19 +58,21 @@ def test_bad_scale_and_mismatched_reference_are_user_errors(fast_sr_presets):
         deepprior.super_resolve(lr, 4, reference=photo(60), device="cpu")
 
 
-def test_alpha_is_upscaled_with_the_image(fast_sr_presets):
-    from deepprior.tasks import super_resolve_picture
+def test_alpha_is_upscaled_with_the_image(photo, fast_sr_presets):
+    from deepprior.job import Job
+    from deepprior.runner import run
 
     picture = Picture(photo(16), alpha=np.ones((16, 16), np.float32))
-    out, _ = super_resolve_picture(picture, 2, seed=0, device="cpu", progress=False)
+    job = Job("sr", {"image": picture}, options={"scale": 2}, seed=0, device="cpu")
+    out = run(job).picture
     assert out.mode == "RGBA" and out.alpha is not None and out.alpha.shape == (32, 32)
 
 
-def test_cli_sr_with_degrade_reports_the_paper_protocol(tmp_path, fast_sr_presets):
+def test_cli_sr_with_degrade_reports_the_paper_protocol(photo, run_cli, tmp_path, fast_sr_presets):
     hr = write_image(tmp_path / "hr.png", Picture(photo(50)))
     out, report = tmp_path / "sr.png", tmp_path / "sr.json"
     assert (
-        run(
+        run_cli(
             "sr",
             str(hr),
             "--scale",
@@ -95,7 +93,7 @@ def test_cli_sr_with_degrade_reports_the_paper_protocol(tmp_path, fast_sr_preset
     assert {"psnr_y", "psnr_y_bicubic", "psnr_y_lanczos", "ssim"} <= set(data["metrics"])
 
 
-def test_cli_sr_user_errors(tmp_path, fast_sr_presets, capsys):
+def test_cli_sr_user_errors(photo, run_cli, tmp_path, fast_sr_presets, capsys):
     lr = write_image(tmp_path / "lr.png", Picture(photo(16)))
     wrong = write_image(tmp_path / "wrong.png", Picture(photo(40)))
     cases = [
@@ -105,7 +103,7 @@ def test_cli_sr_user_errors(tmp_path, fast_sr_presets, capsys):
         ["sr", str(lr), "--scale", "4", "--degrade", "--reference", str(wrong)],
     ]
     for argv in cases:
-        assert run(*argv) == 2, argv
+        assert run_cli(*argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("deepprior: error:") and "\n" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lr.png", "wrong.png"]

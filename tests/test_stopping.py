@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import deepprior
+from deepprior.data_terms import MSE
 from deepprior.fit import FitState, fit
 from deepprior.metrics import psnr
 from deepprior.nets import build_net
@@ -20,8 +21,6 @@ from deepprior.stopping import (
     given_noise_sigma,
     split_holdout,
 )
-
-from .conftest import photo
 
 FAST = replace(
     DENOISE_PRESETS["authors"],
@@ -111,14 +110,14 @@ def test_held_out_pixels_do_not_enter_the_data_term():
     weight = torch.ones(1, 1, 16, 16)
     weight[..., :4, :] = 0
     y[..., :4, :] = 1.0  # only held-out pixels are bright
-    result = fit(y, lambda x: x, net, z, steps=150, lr=0.01, weight=weight)
+    result = fit(net, z, MSE(y, weight=weight), steps=150, lr=0.01)
     out = result.output
     assert abs(float(out[..., 4:, :].mean()) - 0.5) < 0.05
     assert float(out[..., :4, :].mean()) < 0.8  # never pulled towards the held-out 1.0
 
 
-def test_noise_sigma_estimate_is_close_on_a_photograph():
-    from deepprior.demo import add_noise
+def test_noise_sigma_estimate_is_close_on_a_photograph(photo):
+    from deepprior.synthetic import add_noise
 
     clean = photo(64)
     for sigma in (10, 25, 50):
@@ -126,7 +125,7 @@ def test_noise_sigma_estimate_is_close_on_a_photograph():
         assert abs(estimate - sigma) < 0.25 * sigma
 
 
-def test_clip_correction_matches_the_noise_actually_left():
+def test_clip_correction_matches_the_noise_actually_left(photo):
     rng = np.random.default_rng(0)
     gray = np.full((64, 64, 1), 0.5, np.float32)
     bright = np.where(np.arange(64)[None, :, None] < 32, 0.5, 0.97).repeat(64, 0).astype(np.float32)
@@ -135,7 +134,7 @@ def test_clip_correction_matches_the_noise_actually_left():
         actual = float(np.sqrt(np.mean((noisy - clean) ** 2)))
         assert abs(clipped_noise_sigma(noisy, 0.1) - actual) < 0.05 * actual
     assert clipped_noise_sigma(noisy, 0.1) < 0.095  # the bright half keeps less noise
-    from deepprior.demo import add_noise
+    from deepprior.synthetic import add_noise
 
     clean = photo(64)  # a photograph with white and black areas
     for sigma in (25, 50):
@@ -145,9 +144,9 @@ def test_clip_correction_matches_the_noise_actually_left():
         assert abs(clipped_noise_sigma(noisy, sigma / 255) - actual) < 0.025 * actual
 
 
-def test_auto_stops_near_the_best_iterate_and_beats_running_long():
+def test_auto_stops_near_the_best_iterate_and_beats_running_long(photo):
     clean = photo(32)
-    from deepprior.demo import add_noise
+    from deepprior.synthetic import add_noise
 
     noisy = add_noise(clean, 25, seed=0)
     cap = 1200
@@ -173,7 +172,7 @@ def test_a_noise_free_image_falls_back_to_the_variance_rule():
     assert report["stopping"]["rule"] == "variance" and report["steps_run"] == 20
 
 
-def test_runs_average_independent_fits_seeded_apart():
+def test_runs_average_independent_fits_seeded_apart(photo):
     noisy = photo(32)
     options = {"preset": FAST, "steps": 5, "device": "cpu"}
     first, _ = deepprior.denoise(noisy, seed=5, **options)
@@ -183,7 +182,7 @@ def test_runs_average_independent_fits_seeded_apart():
     np.testing.assert_allclose(both, (first + second) / 2, atol=1e-6)
 
 
-def test_validation_rule_runs_for_super_resolution():
+def test_validation_rule_runs_for_super_resolution(photo):
     hr = photo(32)
     from deepprior.baselines import degrade_for_sr
 
@@ -197,7 +196,7 @@ def test_validation_rule_runs_for_super_resolution():
     assert report["stopping"]["selected_step"] is not None
 
 
-def test_bad_stopping_arguments_are_user_errors():
+def test_bad_stopping_arguments_are_user_errors(photo):
     from deepprior.errors import UserError
 
     image = photo(32)
@@ -213,8 +212,8 @@ def test_bad_stopping_arguments_are_user_errors():
         deepprior.denoise(image, preset=FAST, steps=2, runs=0, device="cpu")
 
 
-def test_a_given_sigma_bounds_the_estimate_from_above():
-    from deepprior.demo import add_noise
+def test_a_given_sigma_bounds_the_estimate_from_above(photo):
+    from deepprior.synthetic import add_noise
 
     noisy = add_noise(photo(64), 25, seed=0)
     estimated = estimate_noise_sigma(noisy)

@@ -5,25 +5,17 @@ import pytest
 import torch
 
 import deepprior
+from deepprior.canvas import padded_layout
+from deepprior.engine import resolve_device
 from deepprior.errors import UserError
 from deepprior.io import Picture
+from deepprior.job import Job
 from deepprior.metrics import psnr
-from deepprior.presets import DENOISE_PRESETS
-from deepprior.tasks import denoise_picture, padded_layout, resolve_device
-
-from .conftest import photo
-
-# A small network and few steps, so that a test fit takes seconds.
-FAST = replace(
-    DENOISE_PRESETS["authors"],
-    name="test",
-    steps=40,
-    net_options={"down": (16, 16, 16), "up": (16, 16, 16), "skip": (4, 4, 4)},
-)
+from deepprior.runner import run
 
 
-def test_denoising_beats_the_noisy_input(clean32, noisy32):
-    preset = replace(FAST, steps=300, lr=0.02, average_decay=0.95)
+def test_denoising_beats_the_noisy_input(fast, clean32, noisy32):
+    preset = replace(fast, steps=300, lr=0.02, average_decay=0.95)
     restored, report = deepprior.denoise(
         noisy32, reference=clean32, preset=preset, seed=0, device="cpu"
     )
@@ -32,18 +24,18 @@ def test_denoising_beats_the_noisy_input(clean32, noisy32):
     assert restored.shape == noisy32.shape and restored.dtype == np.float32
 
 
-def test_same_seed_is_bit_identical_and_other_seeds_differ(noisy32):
-    first = deepprior.denoise(noisy32, preset=FAST, seed=3, device="cpu")[0]
-    again = deepprior.denoise(noisy32, preset=FAST, seed=3, device="cpu")[0]
-    other = deepprior.denoise(noisy32, preset=FAST, seed=4, device="cpu")[0]
+def test_same_seed_is_bit_identical_and_other_seeds_differ(fast, noisy32):
+    first = deepprior.denoise(noisy32, preset=fast, seed=3, device="cpu")[0]
+    again = deepprior.denoise(noisy32, preset=fast, seed=3, device="cpu")[0]
+    other = deepprior.denoise(noisy32, preset=fast, seed=4, device="cpu")[0]
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
 
 
 @pytest.mark.parametrize(("height", "width"), [(16, 16), (37, 23), (20, 70)])
-def test_any_size_comes_back_whole(height, width):
+def test_any_size_comes_back_whole(fast, height, width):
     image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
-    restored, report = deepprior.denoise(image, preset=replace(FAST, steps=3), seed=0, device="cpu")
+    restored, report = deepprior.denoise(image, preset=replace(fast, steps=3), seed=0, device="cpu")
     assert restored.shape == (height, width, 3)
     padded_h, padded_w = report["padded_size"]
     assert padded_h % 8 == 0 and padded_w % 8 == 0
@@ -56,27 +48,28 @@ def test_padding_is_centred_and_leaves_room_for_batch_norm():
     assert padded_layout(100, 300, 64, smallest=192) == (192, 320, 46, 10)
 
 
-def test_integer_inputs_keep_their_type_and_layout():
+def test_integer_inputs_keep_their_type_and_layout(photo, fast):
     gray16 = (photo(32, gray=True) * 65535).astype(np.uint16)
-    restored, _ = deepprior.denoise(gray16, preset=FAST, seed=0, device="cpu")
+    restored, _ = deepprior.denoise(gray16, preset=fast, seed=0, device="cpu")
     assert restored.dtype == np.uint16 and restored.shape == gray16.shape
     tensor = torch.from_numpy((photo(32) * 255).astype(np.uint8))
-    restored_t, _ = deepprior.denoise(tensor, preset=FAST, seed=0, device="cpu")
+    restored_t, _ = deepprior.denoise(tensor, preset=fast, seed=0, device="cpu")
     assert isinstance(restored_t, torch.Tensor) and restored_t.dtype == torch.uint8
 
 
-def test_alpha_is_carried_through_untouched(noisy32):
+def test_alpha_is_carried_through_untouched(fast, noisy32):
     alpha = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
-    restored, run = denoise_picture(
-        Picture(noisy32, alpha=alpha), preset=FAST, seed=0, device="cpu", progress=False
+    job = Job(
+        "denoise", {"image": Picture(noisy32, alpha=alpha)}, preset=fast, seed=0, device="cpu"
     )
-    assert restored.alpha is alpha and restored.mode == "RGBA"
-    assert run.report["net_parameters"] > 0
+    outcome = run(job)
+    assert outcome.picture.alpha is alpha and outcome.picture.mode == "RGBA"
+    assert outcome.report.net_parameters > 0
 
 
-def test_report_has_the_documented_keys(clean32, noisy32):
+def test_report_has_the_documented_keys(fast, clean32, noisy32):
     _, report = deepprior.denoise(
-        noisy32, reference=clean32, preset=FAST, steps=FAST.steps, seed=1, device="cpu"
+        noisy32, reference=clean32, preset=fast, steps=fast.steps, seed=1, device="cpu"
     )
     for key in (
         "task",
@@ -95,22 +88,22 @@ def test_report_has_the_documented_keys(clean32, noisy32):
         "metrics",
     ):
         assert key in report, key
-    assert report["seed"] == 1 and report["steps_run"] == FAST.steps
-    assert report["settings"]["lr"] == FAST.lr and not report["interrupted"]
+    assert report["seed"] == 1 and report["steps_run"] == fast.steps
+    assert report["settings"]["lr"] == fast.lr and not report["interrupted"]
     assert {"psnr", "ssim", "psnr_input"} <= set(report["metrics"])
     assert all({"step", "loss", "psnr"} <= set(row) for row in report["history"])
 
 
-def test_a_seed_is_drawn_and_recorded_when_none_is_given(noisy32):
-    _, report = deepprior.denoise(noisy32, preset=replace(FAST, steps=2), device="cpu")
+def test_a_seed_is_drawn_and_recorded_when_none_is_given(fast, noisy32):
+    _, report = deepprior.denoise(noisy32, preset=replace(fast, steps=2), device="cpu")
     assert isinstance(report["seed"], int)
 
 
-def test_mismatched_reference_and_bad_steps_are_user_errors(noisy32):
+def test_mismatched_reference_and_bad_steps_are_user_errors(fast, noisy32):
     with pytest.raises(UserError, match="reference"):
-        deepprior.denoise(noisy32, reference=noisy32[:20], preset=FAST, device="cpu")
+        deepprior.denoise(noisy32, reference=noisy32[:20], preset=fast, device="cpu")
     with pytest.raises(UserError, match="positive"):
-        deepprior.denoise(noisy32, preset=FAST, steps=0, device="cpu")
+        deepprior.denoise(noisy32, preset=fast, steps=0, device="cpu")
     with pytest.raises(UserError, match="preset"):
         deepprior.denoise(noisy32, preset="fastest", device="cpu")
 

@@ -10,15 +10,21 @@ from typing import Any
 
 import click
 
+from .engine import DEVICES, ENGINES, PRECISIONS
 from .errors import UserError
 from .io import Picture
+from .job import MAX_SEED
+from .operators import KERNELS
+from .presets import DENOISE_PRESETS, INPAINT_PRESETS
+from .stopping import STOP_RULES
+from .tasks import SCALES
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEVICE = click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    type=click.Choice(DEVICES),
     default="auto",
     show_default=True,
     help="Where to run the fit.",
@@ -27,20 +33,20 @@ FORCE = click.option("--force", is_flag=True, help="Overwrite existing output fi
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 SEED = click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SEED - 1),
     default=None,
     help="Random seed (default: drawn at random and written to the report).",
 )
 PRECISION = click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "bf16"]),
+    type=click.Choice(PRECISIONS),
     default="auto",
     show_default=True,
     help="Arithmetic: 'auto' is bf16 on CPUs with native bfloat16, fp32 elsewhere.",
 )
 ENGINE = click.option(
     "--engine",
-    type=click.Choice(["fast", "reference"]),
+    type=click.Choice(list(ENGINES)),
     default="fast",
     show_default=True,
     help="'reference': the plain eager fp32 loop, kept to measure speed-ups against.",
@@ -81,7 +87,7 @@ AUTO_STEPS = click.option(
 STOPPING = [
     click.option(
         "--stop",
-        type=click.Choice(["auto", "variance", "noise-level", "validation"]),
+        type=click.Choice(STOP_RULES),
         default="auto",
         show_default=True,
         help="The rule of --steps auto. auto: noise-level for denoise (σ estimated unless "
@@ -107,6 +113,25 @@ STOPPING = [
         help="Average the output over the fit's tail: a moving average with this decay "
         "(0.99 ≈ the last 100 steps; 0 turns it off). Default: the preset's.",
     ),
+]
+# The options above that are fields of the job, as click names them.
+JOB_OPTIONS = ("steps", "stop", "max_steps", "runs", "average", "seed", "device", "precision")
+OUTPUT_OPTIONS = [
+    click.option(
+        "--report",
+        "report_path",
+        type=click.Path(),
+        default=None,
+        help="Write the run report (JSON) here.",
+    ),
+    click.option(
+        "--save-every",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Save a snapshot beside the output every N steps.",
+    ),
+    FORCE,
+    QUIET,
 ]
 
 
@@ -141,6 +166,17 @@ def _snapshot_name(output: Path, step: int) -> Path:
     return output.with_name(f"{output.stem}.step{step:05d}{output.suffix}")
 
 
+def _apply(function: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def output_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Where and how a run's files are written."""
+    return _apply(function, OUTPUT_OPTIONS)
+
+
 def fit_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options every restoration command shares."""
     options = [
@@ -163,137 +199,110 @@ def fit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="The clean image: PSNR and SSIM are shown live and reported.",
         ),
-        click.option(
-            "--report",
-            "report_path",
-            type=click.Path(),
-            default=None,
-            help="Write the run report (JSON) here.",
-        ),
-        click.option(
-            "--save-every",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Save a snapshot beside the output every N steps.",
-        ),
-        FORCE,
-        QUIET,
+        *OUTPUT_OPTIONS,
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    return _apply(function, options)
 
 
-Task = Callable[..., tuple[Any, Any]]
-
-
-def _restore(
-    task: Task,
-    tag: str,
+def _submit(
+    task: str,
     input_path: str,
     *,
+    options: dict[str, Any],
+    preset: str | None,
+    inputs: dict[str, str | None],
+    common: dict[str, Any],
+) -> int:
+    """Turn a command's arguments into a job (paths made absolute) and execute it."""
+    from .job import Job
+
+    given = {"image": input_path, "reference": common.pop("reference"), **inputs}
+    paths = {name: str(Path(p).absolute()) for name, p in given.items() if p is not None}
+    for path in paths.values():
+        _existing_file(path)
+    job = Job(
+        task=task,
+        inputs=paths,
+        options=options,
+        preset=preset,
+        engine=common.pop("engine"),
+        **{name: common.pop(name) for name in JOB_OPTIONS},
+    )
+    return _execute(job, **common)
+
+
+def _execute(
+    job: Any,
+    *,
     output: str | None,
-    reference: str | None,
     report_path: str | None,
     save_every: int | None,
     force: bool,
     quiet: bool,
-    device: str,
-    precision: str,
-    engine: str,
-    prepare: Callable[[Any, Any], tuple[Any, Any]] | None = None,
-    **task_options: Any,
 ) -> int:
-    """Check every path first, read, run ``task`` on the Picture, write the result and report.
-
-    ``prepare(picture, reference)`` may turn the input into what the task takes (``--degrade``).
-    """
-    from .callbacks import Snapshots
-    from .io import check_writable, default_output, read_image, write_image
+    """Check every output first, run the job, write the result and the report."""
+    from .io import check_writable, default_output, write_image
     from .report import write_json
-    from .tasks import resolve_device, resolve_engine, to_numpy
+    from .runner import prepare, run
 
-    source = _existing_file(input_path)
-    assert source is not None
-    out_path = Path(output) if output else default_output(source, tag)
+    task, options = prepare(job)
+    source = Path(job.inputs["image"])
+    out_path = Path(output) if output else default_output(source, task.output_tag(options))
     check_writable(out_path, force=force)
     report_file = Path(report_path) if report_path else None
     _check_new_file(report_file, force)
-    resolve_engine(engine, precision, resolve_device(device))
-    picture = read_image(source)
-    clean = read_image(ref) if (ref := _existing_file(reference)) else None
-    if prepare is not None:
-        picture, clean = prepare(picture, clean)
-
-    callbacks = []
     if save_every:
         existing = sorted(out_path.parent.glob(f"{out_path.stem}.step*{out_path.suffix}"))
         if existing and not force:
             raise UserError(f"snapshots such as {existing[0]} exist; pass --force to overwrite")
 
-        def save(step: int, image: Any) -> None:
-            pixels = to_numpy(image)
-            alpha = picture.alpha
-            if alpha is not None and alpha.shape != pixels.shape[:2]:
-                alpha = None  # SR: the alpha is upscaled only with the final result
-            snapshot = Picture(pixels, alpha=alpha, bit_depth=picture.bit_depth)
-            write_image(_snapshot_name(out_path, step), snapshot, force=True)
+    def save(step: int, snapshot: Picture) -> None:
+        write_image(_snapshot_name(out_path, step), snapshot, force=True)
 
-        callbacks.append(Snapshots(save_every, save))
-
-    restored, run = task(
-        picture,
-        reference=clean,
-        device=device,
-        precision=precision,
-        engine=engine,
-        progress=not quiet,
-        callbacks=callbacks,
-        **task_options,
-    )
-    if run.report["steps_run"]:
-        write_image(out_path, restored, force=force)
+    outcome = run(job, progress=not quiet, save_every=save_every, save=save)
+    report = outcome.report.to_dict()
+    if report["steps_run"]:
+        write_image(out_path, outcome.picture, force=force)
     if report_file is not None:
-        write_json(report_file, run.report)
+        write_json(report_file, report)
     if not quiet:
-        _summary(out_path if run.report["steps_run"] else None, run.report)
-    return EXIT_INTERRUPTED if run.result.interrupted else 0
+        _summary(out_path if report["steps_run"] else None, report)
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
 
 
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option(
     "--preset",
-    type=click.Choice(["authors", "paper"]),
+    type=click.Choice(list(DENOISE_PRESETS)),
     default="authors",
     show_default=True,
     help="'authors': their code's settings (3000 steps); 'paper': the paper's 1800.",
 )
 @click.option(
     "--sigma",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=255),
     default=None,
     help="The noise level in 8-bit levels (e.g. 25), when known; else it is estimated.",
 )
 @fit_options
 def denoise(input_path: str, preset: str, sigma: float | None, **common: Any) -> int:
     """Blind denoising of INPUT (no noise level needed)."""
-    from .tasks import denoise_picture
-
-    return _restore(denoise_picture, "denoised", input_path, preset=preset, sigma=sigma, **common)
+    options = {"sigma": sigma} if sigma is not None else {}
+    return _submit("denoise", input_path, options=options, preset=preset, inputs={}, common=common)
 
 
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option(
     "--scale",
-    type=click.Choice(["2", "3", "4", "8"]),
+    type=click.Choice([str(scale) for scale in SCALES]),
     required=True,
     help="How many times larger the result is in each side.",
 )
 @click.option(
     "--kernel",
-    type=click.Choice(["lanczos2", "lanczos3", "bicubic", "box", "gauss"]),
+    type=click.Choice(KERNELS),
     default="lanczos2",
     show_default=True,
     help="The downsampler in the data term (the authors': lanczos2).",
@@ -306,50 +315,12 @@ def denoise(input_path: str, preset: str, sigma: float | None, **common: Any) ->
     "the reference.",
 )
 @fit_options
-def sr(
-    input_path: str,
-    scale: str,
-    kernel: str,
-    degrade: bool,
-    **common: Any,
-) -> int:
+def sr(input_path: str, scale: str, kernel: str, degrade: bool, **common: Any) -> int:
     """Super-resolution of INPUT, a low-resolution image with no ground truth needed."""
-    from .tasks import super_resolve_picture
-
-    factor = int(scale)
-
-    def make_low_resolution(picture: Picture, clean: Picture | None) -> tuple[Picture, Picture]:
-        from .baselines import degrade_for_sr
-
-        if clean is not None:
-            raise UserError("--degrade uses INPUT as the reference; leave out --reference")
-        hr, lr = degrade_for_sr(picture.pixels, factor)
-        return Picture(lr, bit_depth=picture.bit_depth), Picture(hr, bit_depth=picture.bit_depth)
-
-    return _restore(
-        super_resolve_picture,
-        f"x{factor}",
-        input_path,
-        scale=factor,
-        kernel=kernel,
-        prepare=make_low_resolution if degrade else None,
-        **common,
-    )
-
-
-def _parse_colour(value: str, channels: int) -> tuple[float, ...]:
-    """'#ff00ff', 'ff00ff' or '255,0,255' (or one number for gray) -> components in [0, 1]."""
-    text = value.strip().lstrip("#")
-    try:
-        if "," in text or len(text) <= 3:
-            parts = [int(p) for p in text.split(",")]
-        else:
-            parts = [int(text[i : i + 2], 16) for i in range(0, len(text), 2)]
-    except ValueError:
-        raise UserError(f"--hole-color {value!r}: give '#rrggbb' or 'r,g,b' (0–255)") from None
-    if any(not 0 <= p <= 255 for p in parts) or len(parts) != channels:
-        raise UserError(f"--hole-color {value!r}: give {channels} value(s) from 0 to 255")
-    return tuple(p / 255 for p in parts)
+    if degrade and common.get("reference"):
+        raise UserError("--degrade uses INPUT as the reference; leave out --reference")
+    options = {"scale": int(scale), "kernel": kernel, "degrade": degrade}
+    return _submit("sr", input_path, options=options, preset=None, inputs={}, common=common)
 
 
 @cli.command()
@@ -386,14 +357,14 @@ def _parse_colour(value: str, channels: int) -> tuple[float, ...]:
 )
 @click.option(
     "--mask-seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=2**32 - 1),
     default=0,
     show_default=True,
     help="Seed of --drop, --text, --strokes and --boxes.",
 )
 @click.option(
     "--preset",
-    type=click.Choice(["auto", "hole", "text", "region", "pixels", "pixels-authors"]),
+    type=click.Choice(["auto", *INPAINT_PRESETS]),
     default="auto",
     show_default=True,
     help="The authors' settings; 'auto' picks one from the mask's shape.",
@@ -420,10 +391,6 @@ def inpaint(
     **common: Any,
 ) -> int:
     """Fill the holes of INPUT: from a mask, a hole colour, its transparency, or a generator."""
-    from . import masks
-    from .io import read_image
-    from .tasks import inpaint_picture
-
     sources = {
         "--mask": mask_path,
         "--hole-color": hole_color,
@@ -435,39 +402,45 @@ def inpaint(
     given = [name for name, value in sources.items() if value is not None]
     if len(given) > 1:
         raise UserError(f"give one way to mark the holes, not {' and '.join(given)}")
-    mask_file = _existing_file(mask_path)
+    options = {
+        "invert_mask": invert_mask,
+        "hole_color": hole_color,
+        "drop": drop,
+        "text": overlay,
+        "strokes": strokes,
+        "boxes": boxes,
+        "mask_seed": mask_seed,
+        "keep_known": keep_known,
+    }
+    return _submit(
+        "inpaint",
+        input_path,
+        options={k: v for k, v in options.items() if v is not None},
+        preset=None if preset == "auto" else preset,
+        inputs={"mask": mask_path},
+        common=common,
+    )
 
-    def task(picture: Picture, **options: Any) -> tuple[Any, Any]:
-        h, w = picture.height, picture.width
-        if mask_file is not None:
-            known = masks.from_mask_image(read_image(mask_file).pixels, invert=invert_mask)
-        elif hole_color is not None:
-            known = masks.from_colour(picture.pixels, _parse_colour(hole_color, picture.channels))
-        elif drop is not None:
-            known = masks.random_pixels(h, w, drop, mask_seed)
-        elif overlay is not None:
-            known = masks.text_overlay(h, w, overlay, mask_seed)
-        elif strokes is not None:
-            known = masks.strokes(h, w, strokes, mask_seed)
-        elif boxes is not None:
-            known = masks.boxes(h, w, boxes, mask_seed)
-        elif picture.alpha is not None:
-            known = masks.from_alpha(picture.alpha)
-            picture = Picture(picture.pixels, bit_depth=picture.bit_depth)
-        else:
-            raise UserError(
-                "mark the holes: --mask, --hole-color, --drop, --text, --strokes, "
-                "--boxes, or transparent pixels in INPUT"
-            )
-        return inpaint_picture(
-            picture,
-            masks.validate(known, h, w),
-            preset=None if preset == "auto" else preset,
-            keep_known=keep_known,
-            **options,
-        )
 
-    return _restore(task, "inpainted", input_path, **common)
+@cli.command(name="run")
+@click.argument("job_path", metavar="REPORT_OR_JOB", type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    default=None,
+    help="Where to write the result (default: beside the job's input, tagged).",
+)
+@output_options
+def run_command(job_path: str, **common: Any) -> int:
+    """Replay a run: the job in a run report (--report) or a job file, bit-identically on the
+    same machine."""
+    from .job import load_job
+
+    job = load_job(job_path)
+    for path in job.inputs.values():
+        _existing_file(path)
+    return _execute(job, **common)
 
 
 def _summary(written: Path | None, report: dict[str, Any]) -> None:

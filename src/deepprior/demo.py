@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .figures import side_by_side
 from .io import Picture, write_image
 from .presets import DENOISE_PRESETS
 from .report import write_json
+from .synthetic import add_noise
 
 SIGMA = 25
 NOISE_SEED = 0
@@ -33,34 +35,9 @@ def demo_image(size: int = SIZE) -> np.ndarray:
     return transform.resize(photo, (size, size), anti_aliasing=True).astype(np.float32)
 
 
-def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
-    """clean + N(0, (σ/255)²), drawn channels-first with numpy's default_rng(seed), clipped."""
-    rng = np.random.default_rng(seed)
-    noise = rng.normal(0.0, sigma / 255, size=(clean.shape[2], *clean.shape[:2]))
-    return np.clip(clean + noise.transpose(1, 2, 0), 0, 1).astype(np.float32)
-
-
-def side_by_side(panels: list[tuple[str, np.ndarray]], zoom: int = 2) -> np.ndarray:
-    """Labelled panels in a row, each enlarged ``zoom`` times (nearest neighbour)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    label_h, gap = 28, 4
-    tiles = [np.repeat(np.repeat(p, zoom, 0), zoom, 1) for _, p in panels]
-    h, w = tiles[0].shape[:2]
-    canvas = Image.new("RGB", (len(tiles) * (w + gap) - gap, h + label_h), "white")
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=16)
-    for i, ((label, _), tile) in enumerate(zip(panels, tiles, strict=True)):
-        x = i * (w + gap)
-        canvas.paste(
-            Image.fromarray(np.round(np.clip(tile, 0, 1) * 255).astype(np.uint8)), (x, label_h)
-        )
-        draw.text((x + 4, 5), label, fill="black", font=font)
-    return np.asarray(canvas)
-
-
 def run_demo(out_dir: Path, *, steps: int | None, device: str, force: bool, quiet: bool) -> int:
-    from .tasks import denoise_picture
+    from .job import Job
+    from .runner import run
 
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir} is a file; --out needs a folder")
@@ -81,17 +58,18 @@ def run_demo(out_dir: Path, *, steps: int | None, device: str, force: bool, quie
         source=DENOISE_PRESETS["authors"].source + f"; {DEMO_STEPS} steps for a "
         f"{SIZE}×{SIZE} image",
     )
-    restored, run = denoise_picture(
-        Picture(noisy),
+    job = Job(
+        task="denoise",
+        inputs={"image": Picture(noisy), "reference": Picture(clean)},
         preset=preset,
-        steps=steps,
-        reference=Picture(clean),
+        steps=steps or "auto",
         seed=FIT_SEED,
         device=device,
-        progress=not quiet,
     )
+    outcome = run(job, progress=not quiet)
+    restored = outcome.picture
     report = dict(
-        run.report,
+        outcome.report.to_dict(),
         demo={
             "image": f"skimage.data.astronaut, cropped, resized to {SIZE}×{SIZE}",
             "sigma": SIGMA,
@@ -124,4 +102,4 @@ def run_demo(out_dir: Path, *, steps: int | None, device: str, force: bool, quie
         f"{report['steps_run']} steps, {report['seconds_per_step']:.3f} s/step, "
         f"{time.perf_counter() - started:.0f} s in all; files in {out_dir}/"
     )
-    return 130 if run.result.interrupted else 0
+    return 130 if outcome.interrupted else 0

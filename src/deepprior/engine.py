@@ -40,6 +40,9 @@ class Engine:
 
 FAST = Engine()
 REFERENCE = Engine(name="reference", channels_last=False)
+ENGINES: dict[str, Engine] = {"fast": FAST, "reference": REFERENCE}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def cpu_has_bf16() -> bool:
@@ -223,3 +226,51 @@ def plan_memory(
         f"needs about {min(estimate, estimate_ckpt) / 2**30:.1f} GiB but "
         f"{available / 2**30:.1f} GiB are free"
     )
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; asking for a missing one is an error."""
+    from .errors import UserError
+
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if name == "auto":
+        return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
+    if name not in available:
+        raise UserError(f"unknown device {name!r}; use {', '.join(DEVICES)}")
+    if not available[name]:
+        missing = {"cuda": "no CUDA GPU is", "mps": "Apple's MPS is not"}[name]
+        raise UserError(
+            f"--device {name} was asked for but {missing} available; use --device cpu or auto"
+        )
+    return torch.device(name)
+
+
+def resolve_engine(engine: str | Engine, precision: str, device: torch.device) -> Engine:
+    """The engine by name, in the precision asked for; ``auto`` is bf16 where it is native.
+
+    bf16 is chosen automatically only on CPUs with native bfloat16 arithmetic, where
+    ``benchmarks/denoise.py --precision`` showed it within 0.1 dB of fp32; elsewhere fp32.
+    """
+    from .errors import UserError
+
+    if isinstance(engine, Engine):
+        chosen = engine
+    elif engine in ENGINES:
+        chosen = ENGINES[engine]
+    else:
+        raise UserError(f"unknown engine {engine!r}; use {' or '.join(ENGINES)}")
+    if precision == "auto":
+        native = device.type == "cpu" and bf16_supported(device)
+        return chosen.with_precision("bf16" if native else "fp32")
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    if precision == "bf16" and not bf16_supported(device):
+        raise UserError(
+            f"--precision bf16 needs bfloat16 hardware, which this {device.type} "
+            "lacks; use --precision fp32 or auto"
+        )
+    return chosen.with_precision(precision)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The one optimisation loop: fit a generator's output to an observation through an operator."""
+"""The one optimisation loop: fit a generator's output so that a data term falls."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .engine import FAST, Engine, autocast, prepare
 
-Operator = Callable[[Tensor], Tensor]
+DataTerm = Callable[[Tensor], Tensor]
 MAX_BACKTRACKS_IN_ROW = 20
 
 
@@ -127,41 +127,37 @@ class FitResult:
 
 
 def fit(
-    y: Tensor,
-    operator: Operator,
     net: nn.Module,
     z: Tensor,
+    data_term: DataTerm,
     *,
     steps: int,
     lr: float = 0.01,
     input_noise: float = 0.0,
     crop: tuple[int, int, int, int] | None = None,
-    weight: Tensor | None = None,
     backtracking: Backtracking | None = None,
     callbacks: Sequence[Callback] = (),
     generator: torch.Generator | None = None,
     engine: Engine = FAST,
 ) -> FitResult:
-    """Fit ``net(z)`` so that ``operator(net(z))`` matches ``y`` in mean squared error.
+    """Fit ``net(z)`` so that ``data_term(net(z))`` falls, with Adam.
 
     Args:
-        y: the observation.
-        operator: the degradation A, applied to the (cropped) output.
         net: the generator, trained in place (BatchNorm in training mode, as in the paper).
         z: the fixed code.
+        data_term: the loss of the (cropped) output, a scalar tensor; for restoration
+            :class:`deepprior.data_terms.MSE` (an observation seen through an operator).
         steps: the number of Adam steps at most (callbacks may stop earlier).
         lr: Adam's learning rate.
         input_noise: σ of the fresh Gaussian jitter added to z at every step.
         crop: (top, left, height, width) of the image inside the padded output.
-        weight: per-pixel weights of the data term, broadcastable to ``y`` (0 leaves a pixel
-            out, e.g. the pixels a :class:`~deepprior.stopping.ValidationRule` holds back).
         backtracking: undo collapsing steps (see :class:`Backtracking`).
         callbacks: averaging, history, progress, snapshots, stopping rules.
         generator: the random source of the jitter, for reproducible runs.
         engine: precision, memory layout, compilation (see :mod:`deepprior.engine`).
 
     Shape:
-        y: (1, C_y, h, w); z: (1, C_z, H, W); outputs: (1, C, height, width).
+        z: (1, C_z, H, W); outputs: (1, C, height, width).
 
     Ctrl-C ends the fit after the current step; the result then has ``interrupted`` set.
     """
@@ -174,8 +170,6 @@ def fit(
     # A contiguous buffer: normal_ is several times slower on a channels-last tensor.
     jitter = torch.empty(z.shape, dtype=z.dtype, device=z.device) if input_noise > 0 else None
     precision = autocast(engine, z.device)
-    if weight is not None:
-        weight = weight.to(y.device) / weight.expand_as(y).mean().clamp_min(1e-12)
 
     def forward() -> Tensor:
         code = z
@@ -197,8 +191,7 @@ def fit(
         while steps_run < steps and not state.stop:
             optimizer.zero_grad(set_to_none=True)
             out = forward()
-            residual = (operator(out) - y) ** 2
-            loss = torch.mean(residual if weight is None else residual * weight)
+            loss = data_term(out)
             state.step = steps_run
             if backtracking is not None and backtracking.reject(state, loss.detach()):
                 state.backtracks += 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from .errors import UserError
 
@@ -121,6 +120,8 @@ class MaskShape:
 
     @classmethod
     def of(cls, known: np.ndarray) -> MaskShape:
+        from scipy import ndimage
+
         holes = ~known
         if not holes.any():
             return cls(hole_fraction=0.0, thickest_hole=0.0)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:
     """PSNR in dB of H×W×C float images in [0, 1]."""
+    from skimage.metrics import peak_signal_noise_ratio
+
     return float(
         peak_signal_noise_ratio(
             reference.astype(np.float64), np.clip(image, 0, 1).astype(np.float64), data_range=1.0
@@ -17,6 +18,8 @@ def psnr(image: np.ndarray, reference: np.ndarray) -> float:
 
 def ssim(image: np.ndarray, reference: np.ndarray) -> float:
     """SSIM (scikit-image defaults, Gaussian-free 7×7 window) of H×W×C float images in [0, 1]."""
+    from skimage.metrics import structural_similarity
+
     return float(
         structural_similarity(
             reference.astype(np.float64),
@@ -41,6 +44,8 @@ def luma(image: np.ndarray) -> np.ndarray:
 
 def psnr_y(image: np.ndarray, reference: np.ndarray, shave: int) -> float:
     """The SR protocol: PSNR of the luma, ``shave`` border pixels removed on every side."""
+    from skimage.metrics import peak_signal_noise_ratio
+
     crop = (slice(shave, -shave or None), slice(shave, -shave or None))
     a, b = luma(np.clip(image, 0, 1))[crop], luma(reference)[crop]
     return float(peak_signal_noise_ratio(b, a, data_range=1.0))

@@ -1,7 +1,14 @@
-"""Degradation operators A (the "physics"): differentiable, linear ones carry an adjoint."""
+"""Degradation operators A (the "physics"): differentiable, linear ones carry an adjoint.
+
+Every operator is an :class:`Operator` (an ``nn.Module`` whose ``forward`` applies A);
+``A @ B`` composes them (B first, then A), and any differentiable callable becomes one with
+:func:`as_operator`. :data:`OPERATORS` names every operator class, so that tests can check
+each linear one against its adjoint.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -13,15 +20,68 @@ Kernel = Literal["lanczos2", "lanczos3", "box", "gauss", "bicubic"]
 KERNELS: tuple[str, ...] = ("lanczos2", "lanczos3", "box", "gauss", "bicubic")
 
 
-class LinearOperator(nn.Module):
-    """A linear degradation; ``adjoint`` is Aᵀ, computed exactly by autograd (a vector–Jacobian
-    product of a linear map is its transpose applied to the vector)."""
+class Operator(nn.Module):
+    """A degradation y = A(x), differentiable in x; ``linear`` says whether A has an adjoint.
+
+    Shape:
+        x (N, C, H, W) -> y, whatever shape the degradation gives.
+    """
+
+    linear = False
+
+    def __matmul__(self, other: Operator) -> Compose:
+        """``A @ B`` applies B, then A."""
+        return Compose(other, self)
 
     def adjoint(self, y: Tensor, input_shape: tuple[int, ...]) -> Tensor:
+        """Aᵀy, computed exactly by autograd (a vector–Jacobian product of a linear map is its
+        transpose applied to the vector); only linear operators have one."""
+        if not self.linear:
+            raise TypeError(f"{type(self).__name__} is not linear and has no adjoint")
         x = torch.zeros(input_shape, dtype=y.dtype, device=y.device, requires_grad=True)
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(self(x), x, grad_outputs=y)
         return grad
+
+
+class LinearOperator(Operator):
+    """A linear degradation."""
+
+    linear = True
+
+
+class Compose(Operator):
+    """Operators applied in the order given: ``Compose(blur, downsample)(x)`` blurs first."""
+
+    def __init__(self, *operators: Operator):
+        super().__init__()
+        flat: list[Operator] = []
+        for operator in operators:
+            flat += [*operator.parts] if isinstance(operator, Compose) else [operator]
+        self.parts: nn.ModuleList = nn.ModuleList(flat)
+        self.linear = all(part.linear for part in flat)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for part in self.parts:
+            x = part(x)
+        return x
+
+
+class FromFunction(Operator):
+    """Any differentiable function of the image as an operator (``linear`` when you say so)."""
+
+    def __init__(self, function: Callable[[Tensor], Tensor], *, linear: bool = False):
+        super().__init__()
+        self.function = function
+        self.linear = linear
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.function(x)
+
+
+def as_operator(operator: Operator | nn.Module | Callable[[Tensor], Tensor]) -> Operator:
+    """An :class:`Operator` as it is; an ``nn.Module`` or a function wrapped as one."""
+    return operator if isinstance(operator, Operator) else FromFunction(operator)
 
 
 class Identity(LinearOperator):
@@ -112,3 +172,12 @@ class Mask(LinearOperator):
     def forward(self, x: Tensor) -> Tensor:
         mask: Tensor = self.get_buffer("mask")
         return x * mask.to(x)
+
+
+OPERATORS: dict[str, type[Operator]] = {
+    "identity": Identity,
+    "downsample": Downsample,
+    "mask": Mask,
+    "compose": Compose,
+    "function": FromFunction,
+}

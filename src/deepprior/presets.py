@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 AUTHORS = "DmitryUlyanov/deep-image-prior @042e0d4, denoising.ipynb"
@@ -27,6 +27,36 @@ class Preset:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preset:
+        """The inverse of :meth:`to_dict` (JSON lists in ``net_options`` become tuples again)."""
+        from .errors import UserError
+
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown or not {"name", "source"} <= set(data):
+            raise UserError(
+                f"a preset needs 'name' and 'source' and takes only {', '.join(sorted(known))}"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        options = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in data.get("net_options", {}).items()
+        }
+        return cls(**{**data, "net_options": options})
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Preset:
+        """This preset with some fields replaced (the job's ``overrides``)."""
+        from .errors import UserError
+
+        known = {f.name for f in fields(self)} - {"name", "source"}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise UserError(
+                f"cannot override {', '.join(unknown)}; a preset has {', '.join(sorted(known))}"
+            )
+        return replace(self, **overrides) if overrides else self
 
     def with_steps(self, steps: int | None) -> Preset:
         return self if steps is None else replace(self, steps=steps)

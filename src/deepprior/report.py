@@ -1,4 +1,4 @@
-"""The run report: one JSON schema shared by every task."""
+"""The run report: one typed record shared by every task, written as JSON."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,47 @@ def versions() -> dict[str, str]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
     }
+
+
+@dataclass
+class Report:
+    """What a run did, assembled in one place (:func:`deepprior.runner.run`).
+
+    ``to_dict`` gives the JSON the README documents: the fields in this order, the optional
+    ones (``runs``, ``history``, ``metrics``) only when they hold something, then the task's
+    own sections (``sections``, e.g. inpainting's ``mask``).
+    """
+
+    job: dict[str, Any]
+    task: str
+    settings: dict[str, Any]
+    seed: int
+    device: str
+    precision: str
+    engine: dict[str, Any]
+    memory: dict[str, Any]
+    versions: dict[str, str]
+    net_parameters: int
+    image_size: list[int]
+    padded_size: list[int]
+    steps_run: int
+    stopping: dict[str, Any]
+    seconds_total: float
+    seconds_per_step: float
+    backtracks: int
+    interrupted: bool
+    runs: list[dict[str, Any]] | None = None
+    history: list[dict[str, float]] | None = None
+    metrics: dict[str, Any] | None = None
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "sections" and getattr(self, f.name) is not None
+        }
+        return data | self.sections
 
 
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:

@@ -1,0 +1,121 @@
+"""The library API: restore numpy arrays or torch tensors; each call is one job for the runner.
+
+Images are H×W or H×W×C, uint8, uint16 or float in [0, 1]; results come back in the input's
+type and layout, with the run report as a dict. ``**options`` are the :class:`~deepprior.job.
+Job`'s fields (``preset``, ``overrides``, ``seed``, ``device``, ``precision``, ``engine``,
+``steps``, ``stop``, ``max_steps``, ``runs``, ``average``) and ``progress`` / ``callbacks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import UserError
+from .fit import Callback
+from .io import from_array, to_array
+from .job import Job
+from .runner import run
+
+ArrayLike = np.ndarray | Tensor
+JOB_FIELDS = (
+    "preset",
+    "overrides",
+    "seed",
+    "device",
+    "precision",
+    "engine",
+    "steps",
+    "stop",
+    "max_steps",
+    "runs",
+    "average",
+)
+
+
+def run_arrays(
+    task: str,
+    image: ArrayLike,
+    *,
+    reference: ArrayLike | None = None,
+    inputs: dict[str, Any] | None = None,
+    task_options: dict[str, Any] | None = None,
+    progress: bool = False,
+    callbacks: Sequence[Callback] = (),
+    **options: Any,
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """Run ``task`` on an array or tensor; the result comes back in the input's type."""
+    unknown = sorted(set(options) - set(JOB_FIELDS))
+    if unknown:
+        raise UserError(f"unknown argument {', '.join(unknown)}; use {', '.join(JOB_FIELDS)}")
+    as_tensor = isinstance(image, Tensor)
+    array = image.detach().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
+    picture = from_array(array)
+    given: dict[str, Any] = {"image": picture, **(inputs or {})}
+    if reference is not None:
+        given["reference"] = reference
+    job = Job(task=task, inputs=given, options=task_options or {}, **options)
+    outcome = run(job, callbacks=callbacks, progress=progress)
+    dtype = array.dtype
+    out = to_array(outcome.picture, dtype if dtype in (np.uint8, np.uint16) else np.float32)
+    out = (out[:, :, 0] if array.ndim == 2 else out).astype(dtype)
+    return (torch.from_numpy(out) if as_tensor else out), outcome.report.to_dict()
+
+
+def denoise(
+    image: ArrayLike,
+    *,
+    reference: ArrayLike | None = None,
+    sigma: float | None = None,
+    **options: Any,
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """Denoise an image; ``sigma`` is the noise level in 8-bit levels when known.
+
+    ``steps="auto"`` (the default) stops by a rule (``stop``; see :mod:`deepprior.stopping`);
+    ``runs`` averages that many independent fits; ``average`` sets the output's tail
+    averaging (EMA decay; 0: off).
+    """
+    options["task_options"] = {"sigma": sigma}
+    return run_arrays("denoise", image, reference=reference, **options)
+
+
+def super_resolve(
+    image: ArrayLike,
+    scale: int,
+    *,
+    reference: ArrayLike | None = None,
+    kernel: str = "lanczos2",
+    **options: Any,
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """Upscale a low-resolution image ``scale`` times; with an HR ``reference`` the report
+    holds the paper's metrics."""
+    return run_arrays(
+        "sr",
+        image,
+        reference=reference,
+        task_options={"scale": scale, "kernel": kernel},
+        **options,
+    )
+
+
+def inpaint(
+    image: ArrayLike,
+    mask: ArrayLike,
+    *,
+    reference: ArrayLike | None = None,
+    keep_known: bool = True,
+    **options: Any,
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """Fill the holes of an image; ``mask`` is H×W, non-zero (True) = known pixel."""
+    return run_arrays(
+        "inpaint",
+        image,
+        reference=reference,
+        inputs={"mask": mask},
+        task_options={"keep_known": keep_known},
+        **options,
+    )

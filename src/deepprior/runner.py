@@ -1,0 +1,309 @@
+"""The runner: a job -> its task's problem -> one or more fits -> the result and one report.
+
+Every task runs through :func:`run`: the job is checked, the device and engine resolved, the
+task builds its problem (observation, operator, code), the stopping rule is planned, ``runs``
+fits are made (net and code from the preset, seeded), averaged, finished by the task, and
+measured against the reference once. The report is assembled here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from .callbacks import ExponentialAverage, History, Progress, Snapshots
+from .canvas import padded_layout, to_numpy, to_tensor
+from .data_terms import MSE
+from .engine import Engine, plan_memory, resolve_device, resolve_engine
+from .errors import UserError
+from .fit import Backtracking, Callback, FitResult, fit
+from .inputs import build_code, code_channels
+from .io import Picture
+from .job import Job
+from .metrics import psnr, ssim
+from .nets import build_net, count_parameters, min_side, size_multiple
+from .presets import Preset
+from .report import Report, versions
+from .stopping import STOP_RULES, Stopping, StoppingRule, plan_steps
+from .tasks import Problem, Task, get_task, load_picture
+
+
+@dataclass
+class Outcome:
+    """A finished (or interrupted) run: the result, the fitted pixels and the report.
+
+    ``image`` is the fit's output (H×W×C, averaged over runs) before the task finished it into
+    ``picture``; ``result``, ``history`` and ``rule`` are the last fit's.
+    """
+
+    picture: Picture
+    image: np.ndarray
+    report: Report
+    result: FitResult
+    history: History
+    rule: StoppingRule | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.result.interrupted
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every fit of one job shares (all but the seed and the label)."""
+
+    problem: Problem
+    preset: Preset
+    device: torch.device
+    engine: Engine
+    stopping: Stopping | None
+    callbacks: Sequence[Callback]
+    progress: bool
+    history_every: int
+
+
+@dataclass
+class _Fit:
+    image: np.ndarray
+    result: FitResult
+    history: History
+    rule: StoppingRule | None
+    fields: dict[str, Any]
+
+
+def prepare(job: Job) -> tuple[Task, dict[str, Any]]:
+    """Check everything about a job that needs no image: task, options, counts, device, engine.
+
+    Returns the task and its options with defaults filled in.
+    """
+    job.check()
+    task = get_task(job.task)
+    options = task.resolve_options(job.options)
+    unknown = sorted(set(job.inputs) - {"image", *task.inputs})
+    if unknown:
+        raise UserError(
+            f"{task.name} takes no input {', '.join(unknown)}; it reads image"
+            + "".join(f", {name}" for name in task.inputs)
+        )
+    if job.stop not in STOP_RULES:
+        raise UserError(f"unknown stopping rule {job.stop!r}; use {', '.join(STOP_RULES)}")
+    resolve_engine(job.engine, job.precision, resolve_device(job.device))
+    return task, options
+
+
+def run(
+    job: Job,
+    *,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = False,
+    history_every: int = 10,
+    watch_only: bool = False,
+    save_every: int | None = None,
+    save: Callable[[int, Picture], None] | None = None,
+) -> Outcome:
+    """Run a job: build its task's problem, fit it ``job.runs`` times, finish and measure.
+
+    ``callbacks`` join every fit (custom stopping, logging); ``watch_only`` lets the fit run
+    to its cap while the stopping rule only records its choice (for benchmarks). With
+    ``save_every``, ``save(step, picture)`` receives the current result every that many steps,
+    finished as the final one is (alpha, known pixels).
+    """
+    started = time.perf_counter()
+    task, options = prepare(job)
+    device = resolve_device(job.device)
+    engine = resolve_engine(job.engine, job.precision, device)
+    problem = task.build(job, options)
+    if problem.reference is None and "reference" in job.inputs:
+        problem.reference = _reference(load_picture(job.inputs["reference"]), problem)
+    preset = _preset(task, job, problem)
+    seed = secrets.randbelow(2**31) if job.seed is None else int(job.seed)
+    preset, stopping = plan_steps(
+        preset,
+        job.steps,
+        job.stop,
+        job.max_steps,
+        default_rule=task.default_stop,
+        observed=problem.observed,
+        seed=seed,
+        sigma=problem.sigma,
+        estimate_from=problem.noisy,
+    )
+    if stopping is not None and watch_only:
+        stopping = replace(stopping, watch_only=True)
+    if save_every and save is not None:
+        keep = save
+
+        def snapshot(step: int, image: torch.Tensor) -> None:
+            keep(step, task.finish(problem, to_numpy(image)))
+
+        callbacks = [*callbacks, Snapshots(save_every, snapshot)]
+    setup = _Setup(problem, preset, device, engine, stopping, callbacks, progress, history_every)
+    fits: list[_Fit] = []
+    for index in range(job.runs):
+        label = task.name if job.runs == 1 else f"{task.name} {index + 1}/{job.runs}"
+        fits.append(_fit_once(setup, label, seed + 1000 * index))
+        if fits[-1].result.interrupted:
+            break
+    finished = [f for f in fits if f.result.steps_run] or fits  # an interrupted run may have none
+    image = np.mean([f.image for f in finished], axis=0).astype(np.float32)
+    picture = task.finish(problem, image)
+    last = fits[-1]
+    report = Report(
+        job=job.with_seed(seed).to_dict(),
+        task=task.name,
+        settings=preset.to_dict() | problem.settings,
+        seed=seed,
+        **last.fields,
+        stopping=_stopping_summary(setup, last.rule),
+        seconds_total=round(time.perf_counter() - started, 3),
+        seconds_per_step=round(last.result.seconds_per_step, 5),
+        backtracks=last.result.backtracks,
+        interrupted=last.result.interrupted,
+        steps_run=sum(f.result.steps_run for f in fits),
+        history=last.history.records if job.runs == 1 else None,
+        sections=problem.sections,
+    )
+    reference = problem.reference
+    if job.runs > 1:
+        report.runs = [
+            {
+                "seed": seed + 1000 * index,
+                "steps_run": f.result.steps_run,
+                "stopping": _stopping_summary(setup, f.rule),
+                "metrics": _quality(f.image, reference) if f.result.steps_run else {},
+            }
+            for index, f in enumerate(fits)
+        ]
+    if reference is not None and any(f.result.steps_run for f in fits):
+        report.metrics = _quality(picture.pixels, reference)
+        if job.runs == 1:
+            key = "psnr_average" if last.result.average is not None else "psnr"
+            best = last.history.best(key)
+            if best is not None:
+                report.metrics["best_along_run"] = best
+        report.metrics.update(task.metrics(problem, picture.pixels))
+    return Outcome(picture, image, report, last.result, last.history, last.rule)
+
+
+def _quality(pixels: np.ndarray, reference: np.ndarray | None) -> dict[str, Any]:
+    if reference is None:
+        return {}
+    return {"psnr": psnr(pixels, reference), "ssim": ssim(pixels, reference)}
+
+
+def _reference(reference: Picture, problem: Problem) -> np.ndarray:
+    expected = (*problem.out_size, problem.out_channels)
+    if reference.pixels.shape != expected:
+        h, w, c = expected
+        raise UserError(
+            f"the reference is {reference.width}×{reference.height}×{reference.channels} but "
+            f"the result will be {w}×{h}×{c}; give the clean image the result should match"
+        )
+    return reference.pixels
+
+
+def _preset(task: Task, job: Job, problem: Problem) -> Preset:
+    """The job's preset (by name or given), else the problem's default, with its overrides."""
+    if isinstance(job.preset, Preset):
+        chosen = job.preset
+    else:
+        chosen = task.preset(job.preset if job.preset is not None else problem.preset)
+    chosen = chosen.with_overrides(job.overrides)
+    if job.average is not None:
+        chosen = replace(chosen, average_decay=job.average or None)
+    return chosen
+
+
+def _stopping_summary(setup: _Setup, rule: StoppingRule | None) -> dict[str, Any]:
+    stopping, steps = setup.stopping, setup.preset.steps
+    if stopping is None or rule is None:
+        return {"steps": steps}
+    return {"steps": "auto", "cap": steps, **stopping.describe(), **rule.summary()}
+
+
+def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
+    """One fit from ``seed``: net and code built, memory planned, the fit run."""
+    problem, preset, device = setup.problem, setup.preset, setup.device
+    height, width = problem.out_size
+    source = problem.code_source
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_net(
+            preset.net,
+            code_channels(preset.code, preset.code_channels, source),
+            problem.out_channels,
+            **preset.net_options,
+        )
+    padded_h, padded_w, top, left = padded_layout(height, width, size_multiple(net), min_side(net))
+    z = build_code(
+        preset.code,
+        padded_h,
+        padded_w,
+        channels=preset.code_channels,
+        scale=preset.code_scale,
+        generator=torch.Generator().manual_seed(seed + 1),
+        source=source,
+    )
+    net, z = net.to(device), z.to(device)
+    try:
+        plan = plan_memory(net, z.shape[1], (padded_h, padded_w), setup.engine, device)
+    except MemoryError as error:
+        raise UserError(
+            f"a {width}×{height} image does not fit on {device}: {error}; use a smaller "
+            "image, --precision bf16, or a device with more memory"
+        ) from None
+    y = problem.observation.to(device)
+    operator = problem.operator.to(device)
+    stopping = setup.stopping
+    if problem.data_term is not None:
+        data_term = problem.data_term
+    else:
+        weight = stopping.train_weight if stopping is not None else None
+        data_term = MSE(y, operator, weight)
+    reference = to_tensor(problem.reference, device) if problem.reference is not None else None
+    history = History(every=setup.history_every, reference=reference)
+    chain: list[Callback] = []
+    if preset.average_decay is not None:
+        chain.append(ExponentialAverage(preset.average_decay))
+    rule = stopping.rule(operator, y) if stopping is not None else None
+    chain += [
+        history,
+        *([rule] if rule else []),
+        *setup.callbacks,
+        Progress(label, quiet=not setup.progress),
+    ]
+    result = fit(
+        net,
+        z,
+        data_term,
+        steps=preset.steps,
+        lr=preset.lr,
+        input_noise=preset.input_noise,
+        crop=(top, left, height, width),
+        backtracking=Backtracking(preset.backtrack_db) if preset.backtrack_db is not None else None,
+        callbacks=chain,
+        generator=torch.Generator(device=device).manual_seed(seed + 2),
+        engine=plan.engine,
+    )
+    image = (
+        to_numpy(result.image)
+        if result.steps_run
+        else np.zeros((height, width, problem.out_channels), np.float32)
+    )
+    fields = {
+        "device": str(device),
+        "precision": plan.engine.precision,
+        "engine": plan.engine.to_dict(),
+        "memory": plan.to_dict(),
+        "versions": versions(),
+        "net_parameters": count_parameters(net),
+        "image_size": [height, width],
+        "padded_size": [padded_h, padded_w],
+    }
+    return _Fit(image, result, history, rule, fields)

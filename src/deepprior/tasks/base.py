@@ -1,0 +1,119 @@
+"""What a task is: an entry in the task table, and the problem it builds from a job."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from torch import Tensor
+
+from ..errors import UserError
+from ..io import Picture, from_array, read_image
+from ..operators import Operator
+from ..presets import Preset
+
+if TYPE_CHECKING:
+    from ..job import Job
+
+DataTerm = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class Problem:
+    """What a task builds from a job's inputs: the fit's target and what its result is for.
+
+    Attributes:
+        picture: the input image as read (its alpha and bit depth go to the output).
+        observation: y, (1, C_y, h, w) on the CPU.
+        operator: A, mapping the restored image to y.
+        out_size, out_channels: the restored image's (H, W) and C.
+        observed: (1, 1, h, w), 1 where y holds a pixel (a validation rule holds some back).
+        preset: the task's default preset for these inputs (e.g. chosen from the mask).
+        options: the task's options, defaults filled in.
+        reference: the clean image (H×W×C), when the job gives or makes one.
+        noisy, sigma: what the noise-level rule estimates σ from, and σ when known ([0, 1]).
+        code_source: the image or tensor of an ``image`` or ``tensor`` code.
+        data_term: the loss of the output; None: MSE between A(x) and y.
+        settings: added to the report's ``settings`` (e.g. the scale and the kernel).
+        sections: the task's own report sections (e.g. ``mask``).
+    """
+
+    picture: Picture
+    observation: Tensor
+    operator: Operator
+    out_size: tuple[int, int]
+    out_channels: int
+    observed: Tensor
+    preset: str
+    options: dict[str, Any]
+    reference: np.ndarray | None = None
+    noisy: np.ndarray | None = None
+    sigma: float | None = None
+    code_source: Tensor | None = None
+    data_term: DataTerm | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)
+
+
+def _keep(problem: Problem, pixels: np.ndarray) -> Picture:
+    return problem.picture.with_pixels(pixels)
+
+
+def _no_metrics(problem: Problem, pixels: np.ndarray) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One entry of the task table: everything that makes denoising denoising.
+
+    Attributes:
+        name: the CLI verb and the job's ``task``.
+        summary: one line for ``--help``.
+        presets: the task's named settings.
+        options: the task's own options and their defaults.
+        default_stop: the stopping rule of ``--steps auto``.
+        output_tag: how a default output is named (``photo.<tag>.png``), from the options.
+        build: the job and its options -> the :class:`Problem` (operator, observation, code).
+        finish: the fitted pixels (H×W×C) -> the output Picture (alpha, known pixels, ...).
+        metrics: the task's own figures against the reference, from the finished pixels.
+        inputs: the input names the task reads besides ``image``.
+    """
+
+    name: str
+    summary: str
+    presets: Mapping[str, Preset]
+    options: Mapping[str, Any]
+    default_stop: str
+    output_tag: Callable[[Mapping[str, Any]], str]
+    build: Callable[[Job, dict[str, Any]], Problem]
+    finish: Callable[[Problem, np.ndarray], Picture] = _keep
+    metrics: Callable[[Problem, np.ndarray], dict[str, Any]] = _no_metrics
+    inputs: tuple[str, ...] = ("reference",)
+
+    def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The task's options with defaults filled in; an unknown one is a :class:`UserError`."""
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise UserError(f"{self.name} has no option {', '.join(unknown)}; it takes {known}")
+        return {**self.options, **given}
+
+    def preset(self, name: str) -> Preset:
+        if name not in self.presets:
+            raise UserError(f"unknown preset {name!r}; choose one of {', '.join(self.presets)}")
+        return self.presets[name]
+
+
+def load_picture(value: Any) -> Picture:
+    """An input as a Picture: a file path is read, an array or tensor converted."""
+    if isinstance(value, Picture):
+        return value
+    if isinstance(value, str | Path):
+        return read_image(value)
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return from_array(np.asarray(value))

@@ -1,0 +1,83 @@
+"""Super-resolution ×2/×3/×4/×8: the data term ‖d(x) − x0‖², d a downsampler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..baselines import degrade_for_sr, upscale
+from ..canvas import to_tensor
+from ..errors import UserError
+from ..io import Picture
+from ..job import Job
+from ..metrics import psnr_y
+from ..operators import KERNELS, Downsample
+from ..presets import SR_PRESETS
+from .base import Problem, Task, load_picture
+
+SCALES = (2, 3, 4, 8)
+
+
+def build(job: Job, options: dict[str, Any]) -> Problem:
+    scale, kernel = options["scale"], options["kernel"]
+    if isinstance(scale, bool) or scale not in SCALES:
+        raise UserError(
+            f"scale {scale!r} is not supported; use one of {', '.join(map(str, SCALES))} "
+            "(a whole number)"
+        )
+    if kernel not in KERNELS:
+        raise UserError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+    picture = load_picture(job.inputs["image"])
+    reference = None
+    if options["degrade"]:
+        if "reference" in job.inputs:
+            raise UserError("degrade uses the input as the reference; leave out the reference")
+        hr, lr = degrade_for_sr(picture.pixels, scale)
+        picture, reference = Picture(lr, bit_depth=picture.bit_depth), hr
+    return Problem(
+        picture=picture,
+        observation=to_tensor(picture.pixels),
+        operator=Downsample(scale, kernel),
+        out_size=(picture.height * scale, picture.width * scale),
+        out_channels=picture.channels,
+        observed=torch.ones(1, 1, picture.height, picture.width),
+        preset=f"x{scale}",
+        options=options,
+        reference=reference,
+        settings={"scale": scale, "kernel": kernel},
+    )
+
+
+def finish(problem: Problem, pixels: np.ndarray) -> Picture:
+    """The alpha, if any, is upscaled with Lanczos."""
+    alpha = problem.picture.alpha
+    if alpha is not None:
+        alpha = upscale(alpha[:, :, None], problem.options["scale"], "lanczos")[:, :, 0]
+    return Picture(pixels, alpha=alpha, bit_depth=problem.picture.bit_depth)
+
+
+def metrics(problem: Problem, pixels: np.ndarray) -> dict[str, Any]:
+    """The paper's protocol: luma PSNR with a border of ``scale`` pixels removed."""
+    reference, scale = problem.reference, problem.options["scale"]
+    assert reference is not None
+    figures: dict[str, Any] = {"psnr_y": psnr_y(pixels, reference, shave=scale)}
+    for method in ("bicubic", "lanczos"):
+        upscaled = upscale(problem.picture.pixels, scale, method)
+        figures[f"psnr_y_{method}"] = psnr_y(upscaled, reference, scale)
+    figures["protocol"] = f"psnr_y: BT.601 luma, {scale}-pixel border removed"
+    return figures
+
+
+SUPER_RESOLVE = Task(
+    name="sr",
+    summary="Super-resolution of a low-resolution image, no ground truth needed.",
+    presets=SR_PRESETS,
+    options={"scale": 4, "kernel": "lanczos2", "degrade": False},
+    default_stop="validation",
+    output_tag=lambda options: f"x{options['scale']}",
+    build=build,
+    finish=finish,
+    metrics=metrics,
+)
