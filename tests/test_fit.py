@@ -177,3 +177,11 @@ def test_fit_drops_the_update_of_a_collapsed_step():
     net = small_net()
     result = fit(net, z, MSE(y, flaky), steps=8, backtracking=Backtracking(every=1))
     assert result.backtracks == 1 and result.steps_run == 8 and calls["n"] == 9
+
+
+def test_any_differentiable_data_term_is_minimised():
+    """No observation at all: push the first channel's mean up (activation maximisation)."""
+    _, z = problem()
+    before = float(small_net()(z)[:, 0].mean())
+    result = fit(small_net(), z, lambda out: -out[:, 0].mean(), steps=30, lr=0.01)
+    assert float(result.output[:, 0].mean()) > before + 0.25  # a sigmoid output, at most 1

@@ -5,7 +5,17 @@ from PIL import Image
 
 from deepprior.baselines import degrade_for_sr, resize, upscale
 from deepprior.metrics import luma, psnr, psnr_y
-from deepprior.operators import KERNELS, Downsample, Identity, kernel_1d
+from deepprior.operators import (
+    KERNELS,
+    OPERATORS,
+    Compose,
+    Downsample,
+    FromFunction,
+    Identity,
+    Mask,
+    Operator,
+    kernel_1d,
+)
 
 FACTORS = (2, 3, 4, 8)
 
@@ -19,16 +29,66 @@ def test_constant_stays_constant_and_size_is_exact(factor, kernel):
     torch.testing.assert_close(y, torch.full_like(y, 0.3))
 
 
-@pytest.mark.parametrize("factor", FACTORS)
-@pytest.mark.parametrize("kernel", KERNELS)
-def test_adjoint_identity(factor, kernel):
-    op = Downsample(factor, kernel).double()
-    g = torch.Generator().manual_seed(factor)
-    x = torch.rand(2, 3, 4 * factor, 3 * factor, generator=g, dtype=torch.float64)
-    y = torch.rand(2, 3, 4, 3, generator=g, dtype=torch.float64)
+def _mask(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g, dtype=torch.float64) > 0.5).double()
+
+
+# Every registered operator, with examples (operator, input shape); the adjoint test below runs
+# on every linear one, and a new operator without examples fails the registry test.
+EXAMPLES: dict[str, list[tuple[Operator, tuple[int, ...]]]] = {
+    "identity": [(Identity(), (2, 3, 5, 4))],
+    "downsample": [
+        (Downsample(factor, kernel).double(), (2, 3, 4 * factor, 3 * factor))
+        for factor in FACTORS
+        for kernel in KERNELS
+    ],
+    "mask": [(Mask(_mask((1, 1, 6, 5))), (2, 3, 6, 5)), (Mask(_mask((1, 3, 6, 5))), (1, 3, 6, 5))],
+    "compose": [
+        (Downsample(2).double() @ Mask(_mask((1, 1, 8, 6))), (1, 3, 8, 6)),
+        (Compose(Mask(_mask((1, 1, 8, 8))), Downsample(4).double(), Identity()), (2, 1, 8, 8)),
+    ],
+    "function": [
+        (FromFunction(lambda x: 3 * x.flip(-1), linear=True), (1, 2, 4, 4)),
+        (FromFunction(torch.sigmoid), (1, 2, 4, 4)),
+    ],
+}
+LINEAR = [
+    pytest.param(op, shape, id=f"{name}-{i}")
+    for name, examples in EXAMPLES.items()
+    for i, (op, shape) in enumerate(examples)
+    if op.linear
+]
+
+
+def test_every_registered_operator_has_examples():
+    assert set(EXAMPLES) == set(OPERATORS)
+    for name, examples in EXAMPLES.items():
+        assert examples and all(isinstance(op, OPERATORS[name]) for op, _ in examples), name
+
+
+@pytest.mark.parametrize(("op", "shape"), LINEAR)
+def test_adjoint_identity(op, shape):
+    """<Ax, y> = <x, Aᵀy> in float64, for every linear operator."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(shape, generator=g, dtype=torch.float64)
+    y = torch.rand(op(x).shape, generator=g, dtype=torch.float64)
     lhs = (op(x) * y).sum()
-    rhs = (x * op.adjoint(y, tuple(x.shape))).sum()
+    rhs = (x * op.adjoint(y, shape)).sum()
     torch.testing.assert_close(lhs, rhs)
+
+
+def test_composition_applies_the_right_operand_first_and_stays_linear_only_if_all_are():
+    mask = Mask(_mask((1, 1, 8, 8)))
+    down = Downsample(2).double()
+    x = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close((down @ mask)(x), down(mask(x)))
+    assert (down @ mask).linear
+    nonlinear = FromFunction(torch.sigmoid) @ down
+    assert not nonlinear.linear
+    with pytest.raises(TypeError, match="not linear"):
+        nonlinear.adjoint(torch.zeros(1, 1, 4, 4), (1, 1, 8, 8))
+    assert len(Compose(down @ mask, Identity()).parts) == 3  # nested compositions flatten
 
 
 def test_adjoint_is_the_transpose_of_the_matrix():
