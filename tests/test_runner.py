@@ -155,6 +155,14 @@ def test_a_new_task_is_one_entry(fast, clean32, monkeypatch):
     assert outcome.report.task == "colourise" and outcome.report.stopping["rule"] == "validation"
 
 
+def test_the_package_exports_the_fit_function_and_the_api():
+    import deepprior
+    import deepprior.runner  # imports the deepprior.fit module too
+
+    assert callable(deepprior.fit) and deepprior.fit.__name__ == "fit"
+    assert deepprior.run is run and deepprior.Job is Job and callable(deepprior.denoise)
+
+
 def test_import_and_help_load_no_scipy_or_scikit_image():
     code = (
         "import sys, deepprior, deepprior.cli\n"

@@ -1,7 +1,8 @@
 """deepprior: image restoration with the Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, 2018).
 
-The names below are loaded on first use, so that ``import deepprior`` (and ``deepprior
---help``) stay light: PyTorch, SciPy and scikit-image load when a run needs them.
+The task API loads on first use, so that ``import deepprior`` and ``deepprior --help`` load
+no SciPy or scikit-image (they come when a run needs them). ``fit`` is imported at once: it
+shares its name with its module, which would otherwise take its place once imported.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from .fit import Callback, FitResult, FitState, fit
+
 _EXPORTS = {
     "UserError": "errors",
-    "Callback": "fit",
-    "FitResult": "fit",
-    "FitState": "fit",
-    "fit": "fit",
     "Job": "job",
     "run": "runner",
     "denoise": "api",
@@ -31,4 +30,4 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
 
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["Callback", "FitResult", "FitState", "__version__", "fit", *_EXPORTS]
