@@ -182,6 +182,7 @@ def test_fit_drops_the_update_of_a_collapsed_step():
 def test_any_differentiable_data_term_is_minimised():
     """No observation at all: push the first channel's mean up (activation maximisation)."""
     _, z = problem()
-    before = float(small_net()(z)[:, 0].mean())
+    with torch.no_grad():
+        before = float(small_net()(z)[:, 0].mean())
     result = fit(small_net(), z, lambda out: -out[:, 0].mean(), steps=30, lr=0.01)
     assert float(result.output[:, 0].mean()) > before + 0.25  # a sigmoid output, at most 1

@@ -152,14 +152,10 @@ def _existing_file(value: str | None) -> Path | None:
 
 
 def _check_new_file(path: Path | None, force: bool) -> None:
-    if path is None:
-        return
-    if path.is_dir():
-        raise UserError(f"{path} is a directory; give a file name")
-    if path.exists() and not force:
-        raise UserError(f"{path} exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
-        raise UserError(f"the folder {path.parent} does not exist; create it first")
+    from .io import check_new_file
+
+    if path is not None:
+        check_new_file(path, force=force)
 
 
 def _snapshot_name(output: Path, step: int) -> Path:
@@ -241,7 +237,7 @@ def _execute(
     quiet: bool,
 ) -> int:
     """Check every output first, run the job, write the result and the report."""
-    from .io import check_writable, default_output, write_image
+    from .io import check_can_hold, check_distinct, check_writable, default_output, write_image
     from .report import write_json
     from .runner import prepare, run
 
@@ -251,6 +247,8 @@ def _execute(
     check_writable(out_path, force=force)
     report_file = Path(report_path) if report_path else None
     _check_new_file(report_file, force)
+    outputs = {"output": out_path} | ({"--report": report_file} if report_file else {})
+    check_distinct(outputs, {f"input {name}": Path(p) for name, p in job.inputs.items()})
     if save_every:
         existing = sorted(out_path.parent.glob(f"{out_path.stem}.step*{out_path.suffix}"))
         if existing and not force:
@@ -259,7 +257,10 @@ def _execute(
     def save(step: int, snapshot: Picture) -> None:
         write_image(_snapshot_name(out_path, step), snapshot, force=True)
 
-    outcome = run(job, progress=not quiet, save_every=save_every, save=save)
+    def ready(preview: Picture) -> None:
+        check_can_hold(out_path, preview)
+
+    outcome = run(job, progress=not quiet, save_every=save_every, save=save, ready=ready)
     report = outcome.report.to_dict()
     if report["steps_run"]:
         write_image(out_path, outcome.picture, force=force)

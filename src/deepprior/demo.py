@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +47,12 @@ def run_demo(out_dir: Path, *, steps: int | None, device: str, force: bool, quie
         raise UserError(
             f"{out_dir / clashes[0]} exists; pass --force to overwrite the demo's files"
         )
+    from .engine import resolve_device
+
+    resolve_device(device)  # a missing GPU is refused before the folder is made
+    parent = next((p for p in (out_dir, *out_dir.parents) if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create {out_dir}: {parent} is not a writable folder")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
@@ -95,7 +102,7 @@ def run_demo(out_dir: Path, *, steps: int | None, device: str, force: bool, quie
         print(f"noisy input: PSNR {metrics['psnr_input']:.2f} dB")
         gain = metrics["psnr"] - metrics["psnr_input"]
         print(
-            f"restored:    PSNR {metrics['psnr']:.2f} dB  (+{gain:.2f} dB), "
+            f"restored:    PSNR {metrics['psnr']:.2f} dB  ({gain:+.2f} dB), "
             f"SSIM {metrics['ssim']:.3f}"
         )
     print(

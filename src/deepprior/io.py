@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -75,7 +76,12 @@ def from_array(array: np.ndarray) -> Picture:
     elif np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
             raise UserError("the image holds NaN or infinite values")
-        depth, values = 8, np.clip(array, 0, 1).astype(np.float32)
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise UserError(
+                f"float pixels must lie in [0, 1], these span {array.min():g} to "
+                f"{array.max():g}; divide by 255 (8-bit) or 65535 (16-bit) first"
+            )
+        depth, values = 8, array.astype(np.float32)
     else:
         raise UserError(f"unsupported pixel type {array.dtype}: use uint8, uint16 or float")
     colour, alpha = (
@@ -163,13 +169,26 @@ def _pillow_array(image: Image.Image) -> np.ndarray:
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
+    quiet = logging.getLogger("tifffile")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its warnings about a damaged file become our one line
     try:
         with tifffile.TiffFile(path) as tiff:
             page = tiff.pages[0]
+            shape = page.shape
+            if len(shape) >= 2:
+                planar = len(shape) == 3 and shape[0] in (1, 2, 3, 4) and shape[2] > 4
+                height, width = (shape[1], shape[2]) if planar else (shape[0], shape[1])
+                _check_size(path, int(width), int(height))
             tag = page.tags.get("Orientation")
             array = page.asarray()
-    except (tifffile.TiffFileError, ValueError, OSError, IndexError) as error:
-        raise UserError(f"{path} is corrupt or truncated ({error}); re-export it") from None
+    except UserError:
+        raise
+    except Exception as error:  # tifffile raises many types (struct.error among them)
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise UserError(f"{path} is corrupt or truncated ({reason}); re-export it") from None
+    finally:
+        quiet.setLevel(level)
     if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[2] not in (1, 2, 3, 4):
         array = np.moveaxis(array, 0, -1)  # planar layout
     return _orient(array, int(tag.value) if tag is not None else 1)
@@ -235,15 +254,62 @@ def output_format(path: Path) -> str:
     return fmt
 
 
-def check_writable(path: Path, *, force: bool) -> None:
-    """Fail early, before any work, if ``path`` cannot or must not be written."""
-    if path.is_dir():
+def check_new_file(path: Path, *, force: bool) -> None:
+    """Fail early, before any work, if a file cannot or must not be written at ``path``."""
+    folder = path.parent
+    try:
+        longest = os.pathconf(folder if folder.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255
+    if len(os.fsencode(path.name)) + 16 > longest:  # room for the temporary file's affixes
+        raise UserError(f"the file name {path.name[:40]}… is too long; choose a shorter one")
+    try:
+        is_dir, exists, folder_ok = path.is_dir(), path.exists(), folder.is_dir()
+    except OSError as error:
+        raise UserError(f"{path}: {error.strerror or error}; choose another name") from None
+    if is_dir:
         raise UserError(f"{path} is a directory; give a file name such as {path / 'out.png'}")
-    output_format(path)
-    if path.exists() and not force:
+    if exists and not force:
         raise UserError(f"{path} exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
-        raise UserError(f"the folder {path.parent} does not exist; create it first")
+    if not folder_ok:
+        raise UserError(f"the folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"the folder {folder} is not writable; choose another place")
+
+
+def check_writable(path: Path, *, force: bool) -> None:
+    """Fail early, before any work, if the image ``path`` cannot or must not be written."""
+    check_new_file(path, force=force)
+    output_format(path)
+
+
+def check_can_hold(path: Path, picture: Picture) -> None:
+    """Fail early if ``path``'s format cannot store ``picture`` (JPEG has no alpha)."""
+    fmt = output_format(path)
+    if fmt == "JPEG" and picture.alpha is not None:
+        raise UserError(
+            f"{path}: JPEG cannot store the alpha channel; write a .png, .tif or .webp instead"
+        )
+
+
+def check_distinct(outputs: dict[str, Path], inputs: dict[str, Path]) -> None:
+    """Refuse two outputs that are one file, or an output that is an input."""
+    seen = {Path(os.path.realpath(path)): name for name, path in inputs.items()}
+    for name, path in outputs.items():
+        real = Path(os.path.realpath(path))
+        if real in seen:
+            what = "is also" if seen[real] in outputs else "would overwrite"
+            raise UserError(
+                f"the {name} ({path}) {what} the {seen[real]}; give each output its own file"
+            )
+        seen[real] = name
+
+
+def _make_readable(path: str) -> None:
+    """Temporary files are created 0600; give the result the permissions the umask allows."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def default_output(input_path: Path, tag: str) -> Path:
@@ -253,8 +319,6 @@ def default_output(input_path: Path, tag: str) -> Path:
 
 
 def _encode(path: Path, picture: Picture, fmt: str) -> None:
-    if fmt == "JPEG" and picture.alpha is not None:
-        raise UserError(f"{fmt} cannot store the alpha channel; write a .png or .tif instead")
     depth = 8 if fmt in LOSSY else picture.bit_depth
     array = to_array(picture, np.uint16 if depth == 16 else np.uint8)
     if fmt == "TIFF":
@@ -286,6 +350,7 @@ def write_image(path: str | os.PathLike[str], picture: Picture, *, force: bool =
     """Write atomically: encode into a temporary file beside ``path``, then rename it."""
     path = Path(path)
     check_writable(path, force=force)
+    check_can_hold(path, picture)
     fmt = output_format(path)
     try:
         handle, temporary = tempfile.mkstemp(
@@ -294,6 +359,7 @@ def write_image(path: str | os.PathLike[str], picture: Picture, *, force: bool =
         os.close(handle)
         try:
             _encode(Path(temporary), picture, fmt)
+            _make_readable(temporary)
             os.replace(temporary, path)
         finally:
             if os.path.exists(temporary):

@@ -15,7 +15,7 @@ def from_mask_image(pixels: np.ndarray, *, invert: bool = False) -> np.ndarray:
     Shape:
         (H, W, C) floats in [0, 1] -> (H, W) bool
     """
-    known = pixels.max(axis=2) > 0.5 / 255
+    known = pixels.max(axis=2) > 0
     return ~known if invert else known
 
 
@@ -91,6 +91,8 @@ def boxes(height: int, width: int, count: int = 3, seed: int = 0) -> np.ndarray:
 
 def validate(known: np.ndarray, height: int, width: int) -> np.ndarray:
     """Check a mask against the image: same size, at least one hole and one known pixel."""
+    if known.ndim != 2:
+        raise UserError(f"a mask is H×W (one value per pixel), got shape {known.shape}")
     if known.shape != (height, width):
         raise UserError(
             f"the mask is {known.shape[1]}×{known.shape[0]} but the image is "

@@ -9,11 +9,14 @@ def psnr(image: np.ndarray, reference: np.ndarray) -> float:
     """PSNR in dB of H×W×C float images in [0, 1]."""
     from skimage.metrics import peak_signal_noise_ratio
 
-    return float(
-        peak_signal_noise_ratio(
-            reference.astype(np.float64), np.clip(image, 0, 1).astype(np.float64), data_range=1.0
+    with np.errstate(divide="ignore"):  # identical images: +inf, reported as null with a reason
+        return float(
+            peak_signal_noise_ratio(
+                reference.astype(np.float64),
+                np.clip(image, 0, 1).astype(np.float64),
+                data_range=1.0,
+            )
         )
-    )
 
 
 def ssim(image: np.ndarray, reference: np.ndarray) -> float:

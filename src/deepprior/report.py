@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -61,24 +62,59 @@ class Report:
     sections: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Strict JSON data: a figure that does not exist (NaN, ±infinity) is null, and
+        ``null_reasons`` says why, by its dotted path."""
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
             if f.name != "sections" and getattr(self, f.name) is not None
         }
-        return data | self.sections
+        reasons: dict[str, str] = {}
+        clean = finite(data | self.sections, "", reasons)
+        return clean | ({"null_reasons": reasons} if reasons else {})
+
+
+def finite(value: Any, where: str, reasons: dict[str, str]) -> Any:
+    """``value`` with every NaN or infinite float replaced by None, the reason noted."""
+    if isinstance(value, float) and not math.isfinite(value):
+        reasons[where] = (
+            "infinite: the two images are identical"
+            if value > 0
+            else "not a number: the figure is undefined here"
+        )
+        return None
+    if isinstance(value, dict):
+        return {
+            k: finite(v, f"{where}.{k}" if where else str(k), reasons) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [finite(v, f"{where}[{i}]", reasons) for i, v in enumerate(value)]
+    return value
 
 
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
     """Write JSON atomically (temporary file beside it, then rename)."""
+    from .errors import UserError
+    from .io import _make_readable
+
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".json")
+    reasons: dict[str, str] = {}
+    text = json.dumps(finite(data, "", reasons), indent=2, allow_nan=False) + "\n"
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".json"
+        )
+        try:
+            with os.fdopen(handle, "w") as stream:
+                stream.write(text)
+            _make_readable(temporary)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    except OSError as error:
+        raise UserError(
+            f"could not write {path}: {error.strerror or error}; check the folder's "
+            "permissions and free space"
+        ) from None
     return path

@@ -24,7 +24,7 @@ from .engine import Engine, plan_memory, resolve_device, resolve_engine
 from .errors import UserError
 from .fit import Backtracking, Callback, FitResult, fit
 from .inputs import build_code, code_channels
-from .io import Picture
+from .io import MAX_PIXELS, Picture
 from .job import Job
 from .metrics import psnr, ssim
 from .nets import build_net, count_parameters, min_side, size_multiple
@@ -106,19 +106,31 @@ def run(
     watch_only: bool = False,
     save_every: int | None = None,
     save: Callable[[int, Picture], None] | None = None,
+    ready: Callable[[Picture], None] | None = None,
 ) -> Outcome:
     """Run a job: build its task's problem, fit it ``job.runs`` times, finish and measure.
 
     ``callbacks`` join every fit (custom stopping, logging); ``watch_only`` lets the fit run
     to its cap while the stopping rule only records its choice (for benchmarks). With
     ``save_every``, ``save(step, picture)`` receives the current result every that many steps,
-    finished as the final one is (alpha, known pixels).
+    finished as the final one is (alpha, known pixels). ``ready(preview)`` is called once the
+    inputs are read, before any network exists, with a blank picture of the result's size and
+    mode, so that a caller can check its outputs can hold it.
     """
     started = time.perf_counter()
     task, options = prepare(job)
     device = resolve_device(job.device)
     engine = resolve_engine(job.engine, job.precision, device)
     problem = task.build(job, options)
+    height, width = problem.out_size
+    if height * width > MAX_PIXELS:
+        raise UserError(
+            f"the result would be {width}×{height}, over the {MAX_PIXELS // 10**6} MP limit; "
+            "use a smaller image or scale"
+        )
+    if ready is not None:
+        blank = np.zeros((height, width, problem.out_channels), np.float32)
+        ready(task.finish(problem, blank))
     if problem.reference is None and "reference" in job.inputs:
         problem.reference = _reference(load_picture(job.inputs["reference"]), problem)
     preset = _preset(task, job, problem)

@@ -247,9 +247,13 @@ def split_holdout(
 
 def estimate_noise_sigma(pixels: np.ndarray) -> float:
     """σ of additive white noise in an H×W×C image in [0, 1] (scikit-image's wavelet estimate)."""
+    import warnings
+
     from skimage.restoration import estimate_sigma
 
-    return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
+    with warnings.catch_warnings():  # a flat image has no detail to measure: NaN, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
 
 
 def clipped_noise_sigma(noisy: np.ndarray, sigma: float) -> float:
@@ -288,7 +292,7 @@ def given_noise_sigma(noisy: np.ndarray, sigma: float) -> tuple[float, str]:
     corrected = clipped_noise_sigma(noisy, sigma)
     estimated = estimate_noise_sigma(noisy)
     # An estimate of next to no noise says nothing about where to stop: keep the given σ.
-    use_estimate = MIN_SIGMA <= estimated < corrected
+    use_estimate = bool(np.isfinite(estimated)) and MIN_SIGMA <= estimated < corrected
     chosen = estimated if use_estimate else corrected
     which = "estimated" if use_estimate else "clip-corrected"
     source = (
@@ -373,7 +377,7 @@ def make_stopping(
                     "the noise-level rule is for denoising; use --stop validation or variance"
                 )
             sigma, source = estimate_noise_sigma(estimate_from), "estimated"
-            if sigma < MIN_SIGMA:
+            if not np.isfinite(sigma) or sigma < MIN_SIGMA:
                 # Next to no noise: nothing for the noise level to tell; watch the outputs.
                 return Stopping("variance", patience, sigma=sigma, sigma_source=source)
         return Stopping("noise-level", patience, sigma=sigma, sigma_source=source)

@@ -11,7 +11,7 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import UserError
-from ..io import Picture, from_array, read_image
+from ..io import MIN_SIDE, Picture, from_array, read_image
 from ..operators import Operator
 from ..presets import Preset
 
@@ -110,10 +110,14 @@ class Task:
 
 def load_picture(value: Any) -> Picture:
     """An input as a Picture: a file path is read, an array or tensor converted."""
-    if isinstance(value, Picture):
-        return value
     if isinstance(value, str | Path):
         return read_image(value)
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
-    return from_array(np.asarray(value))
+    picture = value if isinstance(value, Picture) else from_array(np.asarray(value))
+    if min(picture.height, picture.width) < MIN_SIDE:
+        raise UserError(
+            f"the image is {picture.width}×{picture.height}; both sides must be at least "
+            f"{MIN_SIDE} px"
+        )
+    return picture

@@ -23,6 +23,11 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
         isinstance(sigma, bool) or not isinstance(sigma, int | float) or not 0 < sigma < 256
     ):
         raise UserError(f"sigma is the noise level in 8-bit levels, in (0, 255]; got {sigma!r}")
+    if sigma is not None and job.steps != "auto":
+        raise UserError(
+            "sigma tells the stopping rule where to stop, and a fixed step count has no rule: "
+            "give either sigma or a number of steps"
+        )
     return Problem(
         picture=picture,
         observation=to_tensor(picture.pixels),

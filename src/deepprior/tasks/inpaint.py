@@ -48,15 +48,17 @@ def known_pixels(job: Job, options: dict[str, Any], picture: Picture) -> tuple[n
         raise UserError(f"give one way to mark the holes, not {' and '.join(given)}")
     h, w = picture.height, picture.width
     seed = options["mask_seed"]
+    if options["invert_mask"] and "mask" not in job.inputs:
+        raise UserError("invert_mask swaps a mask's known pixels and holes; it needs a mask")
     if "mask" in job.inputs:
         value = job.inputs["mask"]
         if isinstance(value, str) or hasattr(value, "__fspath__"):
             known = masks.from_mask_image(read_image(value).pixels, invert=options["invert_mask"])
         else:
             array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
-            if array.ndim == 3 and array.shape[2] == 1:
-                array = array[:, :, 0]
             known = array != 0
+            if known.ndim == 3:  # any channel non-zero: known
+                known = known.any(axis=2)
             known = ~known if options["invert_mask"] else known
     elif options["hole_color"] is not None:
         colour = parse_colour(options["hole_color"], picture.channels)
