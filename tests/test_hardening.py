@@ -6,6 +6,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +36,21 @@ def files(tmp_path, noisy32):
     write_image(tmp_path / "small.tif", Picture(noisy32))
     (tmp_path / "huge.tif").write_bytes(_claim_size((tmp_path / "small.tif").read_bytes(), 200_000))
     (tmp_path / "plain").write_text("a file, not a folder")
+    (tmp_path / "empty.png").write_bytes(b"")
+    png = (tmp_path / "in.png").read_bytes()
+    (tmp_path / "huge.png").write_bytes(_png_claiming(png, 200_000))
+    (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
+    write_image(tmp_path / "in.jpg", Picture(noisy32))
+    jpeg = (tmp_path / "in.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (tmp_path / "header.jpg").write_bytes(jpeg[:20])
     return tmp_path
+
+
+def _png_claiming(png: bytes, side: int) -> bytes:
+    """The same PNG with its header (IHDR) claiming side×side pixels, CRC mended."""
+    header = png[12:16] + struct.pack(">II", side, side) + png[24:29]
+    return png[:12] + header + struct.pack(">I", zlib.crc32(header)) + png[33:]
 
 
 def _claim_size(tiff: bytes, side: int) -> bytes:
@@ -99,6 +114,16 @@ CATALOGUE = {
     "hole colour of 5 digits": ["inpaint", "{d}/in.png", "--hole-color", "#ff00f"],
     "invert without a mask": ["inpaint", "{d}/in.png", "--drop", "0.5", "--invert-mask"],
     "truncated TIFF": ["denoise", "{d}/broken.tif"],
+    "PNG claiming 200000²": ["denoise", "{d}/huge.png"],
+    "truncated PNG": ["denoise", "{d}/cut.png"],
+    "truncated JPEG": ["denoise", "{d}/cut.jpg"],
+    "JPEG header only": ["denoise", "{d}/header.jpg"],
+    "empty file": ["denoise", "{d}/empty.png"],
+    "folder as input": ["denoise", "{d}"],
+    "mask of the wrong size": ["inpaint", "{d}/in.png", "--mask", "{d}/rgba.png"],
+    "two ways to mark holes": ["inpaint", "{d}/in.png", "--drop", "0.5", "--boxes", "2"],
+    "unknown flag": ["denoise", "{d}/in.png", "--colour"],
+    "zero steps": ["denoise", "{d}/in.png", "--steps", "0"],
     "TIFF claiming 200000²": ["denoise", "{d}/huge.tif"],
     "sr result too large": ["sr", "{d}/in.png", "--scale", "8", "-o", "{d}/o.png"],
     "demo under a file": ["demo", "--out", "{d}/plain/demo"],
