@@ -245,3 +245,16 @@ def test_masks_count_any_non_zero_value_as_known(noisy32, tmp_path):
     from deepprior.masks import from_mask_image
 
     assert from_mask_image(read_image(path).pixels).sum() == 1024 - 16
+
+
+def test_ctrl_c_before_the_first_step_still_writes_the_report(run_cli, files, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("deepprior.runner.plan_steps", interrupted)
+    report = files / "r.json"
+    argv = ["denoise", str(files / "in.png"), "-o", str(files / "o.png"), "--report", str(report)]
+    assert run_cli(*argv) == 130
+    assert json.loads(report.read_text())["interrupted"] is True
+    assert not (files / "o.png").exists()
+    assert capsys.readouterr().err.strip() == "deepprior: interrupted"

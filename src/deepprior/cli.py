@@ -260,7 +260,13 @@ def _execute(
     def ready(preview: Picture) -> None:
         check_can_hold(out_path, preview)
 
-    outcome = run(job, progress=not quiet, save_every=save_every, save=save, ready=ready)
+    try:
+        outcome = run(job, progress=not quiet, save_every=save_every, save=save, ready=ready)
+    except KeyboardInterrupt:  # before the first step: no result, but the report says so
+        if report_file is not None:
+            stub = {"job": job.to_dict(), "task": job.task, "steps_run": 0, "interrupted": True}
+            write_json(report_file, stub)
+        raise
     report = outcome.report.to_dict()
     if report["steps_run"]:
         write_image(out_path, outcome.picture, force=force)
