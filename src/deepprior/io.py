@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -346,19 +347,16 @@ def _encode(path: Path, picture: Picture, fmt: str) -> None:
         image.save(path, format=fmt, **options)
 
 
-def write_image(path: str | os.PathLike[str], picture: Picture, *, force: bool = False) -> Path:
-    """Write atomically: encode into a temporary file beside ``path``, then rename it."""
-    path = Path(path)
-    check_writable(path, force=force)
-    check_can_hold(path, picture)
-    fmt = output_format(path)
+def atomic_write(path: Path, fill: Callable[[Path], object]) -> Path:
+    """Have ``fill`` write a temporary file beside ``path``, then rename it into place: a
+    process killed meanwhile leaves the old file or the new one, never a torn one."""
     try:
         handle, temporary = tempfile.mkstemp(
             dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix
         )
         os.close(handle)
         try:
-            _encode(Path(temporary), picture, fmt)
+            fill(Path(temporary))
             _make_readable(temporary)
             os.replace(temporary, path)
         finally:
@@ -370,3 +368,12 @@ def write_image(path: str | os.PathLike[str], picture: Picture, *, force: bool =
             f"could not write {path}: {reason}; check the folder's permissions and free space"
         ) from None
     return path
+
+
+def write_image(path: str | os.PathLike[str], picture: Picture, *, force: bool = False) -> Path:
+    """Write atomically (see :func:`atomic_write`), in the format the name's suffix gives."""
+    path = Path(path)
+    check_writable(path, force=force)
+    check_can_hold(path, picture)
+    fmt = output_format(path)
+    return atomic_write(path, lambda temporary: _encode(temporary, picture, fmt))

@@ -7,7 +7,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -93,28 +92,8 @@ def finite(value: Any, where: str, reasons: dict[str, str]) -> Any:
 
 
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
-    """Write JSON atomically (temporary file beside it, then rename)."""
-    from .errors import UserError
-    from .io import _make_readable
+    """Write strict JSON atomically (non-finite figures become null, see :func:`finite`)."""
+    from .io import atomic_write
 
-    path = Path(path)
-    reasons: dict[str, str] = {}
-    text = json.dumps(finite(data, "", reasons), indent=2, allow_nan=False) + "\n"
-    try:
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".json"
-        )
-        try:
-            with os.fdopen(handle, "w") as stream:
-                stream.write(text)
-            _make_readable(temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    except OSError as error:
-        raise UserError(
-            f"could not write {path}: {error.strerror or error}; check the folder's "
-            "permissions and free space"
-        ) from None
-    return path
+    text = json.dumps(finite(data, "", {}), indent=2, allow_nan=False) + "\n"
+    return atomic_write(Path(path), lambda temporary: temporary.write_text(text))
