@@ -10,7 +10,7 @@ import pytest
 import torch
 from skimage import data, transform
 
-from deepprior import cli
+from deepprior import cli, presets
 from deepprior.presets import DENOISE_PRESETS, Preset
 from deepprior.synthetic import add_noise
 
@@ -56,6 +56,17 @@ def fast() -> Preset:
 def run_cli() -> Callable[..., int]:
     """``run_cli(*argv)``: the ``deepprior`` command in-process; returns its exit code."""
     return run_command
+
+
+@pytest.fixture
+def small_presets(fast: Preset, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task's presets on the small test network, a few steps each."""
+    for table in (presets.DENOISE_PRESETS, presets.SR_PRESETS, presets.INPAINT_PRESETS):
+        for name, preset in list(table.items()):
+            options = {"down": (16, 16, 16), "up": (16, 16, 16), "skip": (4, 4, 4)}
+            if preset.net_options.get("skip", (1,))[0] == 0:
+                options["skip"] = (0, 0, 0)
+            monkeypatch.setitem(table, name, replace(preset, steps=12, net_options=options))
 
 
 @pytest.fixture

@@ -7,23 +7,19 @@ import struct
 import subprocess
 import sys
 import zlib
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import deepprior
-from deepprior import presets
 from deepprior.errors import UserError
 from deepprior.io import Picture, read_image, write_image
 
 
 @pytest.fixture(autouse=True)
-def small_presets(fast, monkeypatch):
-    monkeypatch.setitem(presets.DENOISE_PRESETS, "authors", replace(fast, steps=4))
-    for name in presets.SR_PRESETS:
-        monkeypatch.setitem(presets.SR_PRESETS, name, replace(fast, name=name, steps=4))
+def _small(small_presets):
+    """Every preset on the small test network (conftest)."""
 
 
 @pytest.fixture

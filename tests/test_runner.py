@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from deepprior import presets
 from deepprior.canvas import to_tensor
 from deepprior.errors import UserError
 from deepprior.io import Picture, write_image
@@ -17,17 +16,6 @@ from deepprior.job import Job, load_job
 from deepprior.operators import FromFunction
 from deepprior.runner import run
 from deepprior.tasks import TASKS, Problem, Task, load_picture
-
-
-@pytest.fixture
-def small_presets(fast, monkeypatch):
-    """Every task's presets on the small test network, a few steps each."""
-    for table in (presets.DENOISE_PRESETS, presets.SR_PRESETS, presets.INPAINT_PRESETS):
-        for name, preset in list(table.items()):
-            options = {"down": (16, 16, 16), "up": (16, 16, 16), "skip": (4, 4, 4)}
-            if preset.net_options.get("skip", (1,))[0] == 0:
-                options["skip"] = (0, 0, 0)
-            monkeypatch.setitem(table, name, replace(preset, steps=12, net_options=options))
 
 
 def test_a_job_round_trips_through_json_exactly(fast):
@@ -106,8 +94,7 @@ def test_run_replays_a_report_bit_identically(run_cli, small_presets, tmp_path, 
     again = tmp_path / "again.png"
     assert run_cli("run", str(report), "-o", str(again), "-q") == 0
     assert again.read_bytes() == first.read_bytes()
-    # the replay's own report records the same job
-    assert run_cli("run", str(report), "-o", str(again), "-q") == 2  # exists: needs --force
+    assert run_cli("run", str(report), "-o", str(again), "-q") == 2  # it exists: needs --force
 
 
 def test_a_seedless_run_records_the_seed_it_drew_and_replays(small_presets, noisy32, tmp_path):

@@ -9,6 +9,7 @@ Job`'s fields (``preset``, ``overrides``, ``seed``, ``device``, ``precision``, `
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -22,19 +23,7 @@ from .job import Job
 from .runner import run
 
 ArrayLike = np.ndarray | Tensor
-JOB_FIELDS = (
-    "preset",
-    "overrides",
-    "seed",
-    "device",
-    "precision",
-    "engine",
-    "steps",
-    "stop",
-    "max_steps",
-    "runs",
-    "average",
-)
+JOB_FIELDS = tuple(f.name for f in fields(Job) if f.name not in ("task", "inputs", "options"))
 
 
 def run_arrays(

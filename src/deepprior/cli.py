@@ -214,8 +214,6 @@ def _submit(
 
     given = {"image": input_path, "reference": common.pop("reference"), **inputs}
     paths = {name: str(Path(p).absolute()) for name, p in given.items() if p is not None}
-    for path in paths.values():
-        _existing_file(path)
     job = Job(
         task=task,
         inputs=paths,
@@ -241,7 +239,10 @@ def _execute(
     from .report import write_json
     from .runner import prepare, run
 
-    task, options = prepare(job)
+    checked = prepare(job)
+    task, options = checked.task, checked.options
+    for path in job.inputs.values():
+        _existing_file(path)
     source = Path(job.inputs["image"])
     out_path = Path(output) if output else default_output(source, task.output_tag(options))
     check_writable(out_path, force=force)
@@ -324,8 +325,6 @@ def denoise(input_path: str, preset: str, sigma: float | None, **common: Any) ->
 @fit_options
 def sr(input_path: str, scale: str, kernel: str, degrade: bool, **common: Any) -> int:
     """Super-resolution of INPUT, a low-resolution image with no ground truth needed."""
-    if degrade and common.get("reference"):
-        raise UserError("--degrade uses INPUT as the reference; leave out --reference")
     options = {"scale": int(scale), "kernel": kernel, "degrade": degrade}
     return _submit("sr", input_path, options=options, preset=None, inputs={}, common=common)
 
@@ -398,17 +397,6 @@ def inpaint(
     **common: Any,
 ) -> int:
     """Fill the holes of INPUT: from a mask, a hole colour, its transparency, or a generator."""
-    sources = {
-        "--mask": mask_path,
-        "--hole-color": hole_color,
-        "--drop": drop,
-        "--text": overlay,
-        "--strokes": strokes,
-        "--boxes": boxes,
-    }
-    given = [name for name, value in sources.items() if value is not None]
-    if len(given) > 1:
-        raise UserError(f"give one way to mark the holes, not {' and '.join(given)}")
     options = {
         "invert_mask": invert_mask,
         "hole_color": hole_color,
@@ -444,10 +432,7 @@ def run_command(job_path: str, **common: Any) -> int:
     same machine."""
     from .job import load_job
 
-    job = load_job(job_path)
-    for path in job.inputs.values():
-        _existing_file(path)
-    return _execute(job, **common)
+    return _execute(load_job(job_path), **common)
 
 
 def _summary(written: Path | None, report: dict[str, Any]) -> None:

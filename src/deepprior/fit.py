@@ -5,16 +5,16 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .data_terms import DataTerm
 from .engine import FAST, Engine, autocast, prepare
 
-DataTerm = Callable[[Tensor], Tensor]
 MAX_BACKTRACKS_IN_ROW = 20
 
 

@@ -77,11 +77,18 @@ class _Fit:
     fields: dict[str, Any]
 
 
-def prepare(job: Job) -> tuple[Task, dict[str, Any]]:
-    """Check everything about a job that needs no image: task, options, counts, device, engine.
+@dataclass(frozen=True)
+class Checked:
+    """A job's task, its options (defaults filled in), and the device and engine it runs on."""
 
-    Returns the task and its options with defaults filled in.
-    """
+    task: Task
+    options: dict[str, Any]
+    device: torch.device
+    engine: Engine
+
+
+def prepare(job: Job) -> Checked:
+    """Check everything about a job that needs no image: task, options, counts, device, engine."""
     job.check()
     task = get_task(job.task)
     options = task.resolve_options(job.options)
@@ -93,8 +100,8 @@ def prepare(job: Job) -> tuple[Task, dict[str, Any]]:
         )
     if job.stop not in STOP_RULES:
         raise UserError(f"unknown stopping rule {job.stop!r}; use {', '.join(STOP_RULES)}")
-    resolve_engine(job.engine, job.precision, resolve_device(job.device))
-    return task, options
+    device = resolve_device(job.device)
+    return Checked(task, options, device, resolve_engine(job.engine, job.precision, device))
 
 
 def run(
@@ -118,10 +125,9 @@ def run(
     mode, so that a caller can check its outputs can hold it.
     """
     started = time.perf_counter()
-    task, options = prepare(job)
-    device = resolve_device(job.device)
-    engine = resolve_engine(job.engine, job.precision, device)
-    problem = task.build(job, options)
+    checked = prepare(job)
+    task, device, engine = checked.task, checked.device, checked.engine
+    problem = task.build(job, checked.options)
     height, width = problem.out_size
     if height * width > MAX_PIXELS:
         raise UserError(

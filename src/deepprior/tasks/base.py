@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch import Tensor
 
+from ..data_terms import DataTerm
 from ..errors import UserError
 from ..io import MIN_SIDE, Picture, from_array, read_image
 from ..operators import Operator
@@ -17,9 +18,6 @@ from ..presets import Preset
 
 if TYPE_CHECKING:
     from ..job import Job
-
-DataTerm = Callable[[Tensor], Tensor]
-
 
 @dataclass
 class Problem:
