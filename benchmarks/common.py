@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from deepprior.engine import DEVICES, ENGINES, PRECISIONS
-from deepprior.fit import Callback
+from deepprior.fitting import Callback
 from deepprior.io import Picture
 from deepprior.job import Job
 from deepprior.report import versions

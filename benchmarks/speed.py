@@ -31,7 +31,7 @@ from deepprior.callbacks import ExponentialAverage
 from deepprior.data_terms import MSE
 from deepprior.engine import ENGINES as USER_ENGINES
 from deepprior.engine import FAST, REFERENCE, Engine, autocast, memory_format
-from deepprior.fit import Backtracking, Callback, FitState, fit
+from deepprior.fitting import Backtracking, Callback, FitState, fit
 from deepprior.nets import build_net
 from deepprior.presets import DENOISE_PRESETS
 

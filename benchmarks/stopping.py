@@ -39,7 +39,7 @@ from common import (
 
 from deepprior.baselines import degrade_for_sr, inpaint_biharmonic
 from deepprior.canvas import to_numpy
-from deepprior.fit import Callback, FitState
+from deepprior.fitting import Callback, FitState
 from deepprior.io import Picture, read_image
 from deepprior.masks import random_pixels
 from deepprior.metrics import psnr, psnr_y

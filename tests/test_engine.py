@@ -6,7 +6,7 @@ import torch
 from deepprior.data_terms import MSE
 from deepprior.engine import FAST, REFERENCE, bf16_supported, prepare, resolve_engine
 from deepprior.errors import UserError
-from deepprior.fit import fit
+from deepprior.fitting import fit
 from deepprior.nets import build_net
 
 

@@ -3,7 +3,7 @@ import torch
 
 from deepprior.callbacks import ExponentialAverage, History, Snapshots
 from deepprior.data_terms import MSE
-from deepprior.fit import Backtracking, Callback, FitState, fit
+from deepprior.fitting import Backtracking, Callback, FitState, fit
 from deepprior.nets import build_net
 
 

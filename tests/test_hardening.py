@@ -222,12 +222,33 @@ def test_output_files_follow_the_umask(tmp_path, noisy32):
         (lambda img: deepprior.denoise(img, steps=2.7, device="cpu"), "whole number"),
         (lambda img: deepprior.super_resolve(img, "4", device="cpu"), "whole number"),
         (lambda img: deepprior.denoise(img, colour=True), "unknown argument colour"),
+        (lambda img: deepprior.denoise(img, steps=5, stop="variance"), "max_steps"),
+        (lambda img: deepprior.denoise(img, max_steps=-1), "max_steps must be a positive"),
+        (lambda img: deepprior.super_resolve(img, 2, stop="noise-level"), "stop 'validation'"),
+        (lambda img: deepprior.inpaint(img, np.ones(img.shape[:2])), "invert the mask"),
+        (lambda img: deepprior.inpaint(img, np.zeros(img.shape[:2])), "invert the mask"),
+        (lambda img: deepprior.denoise(img, precision="bf16", device="meta"), "unknown device"),
     ],
-    ids=["0-255 floats", "6x6", "0x0", "negative sigma", "steps 2.7", "scale '4'", "unknown"],
+    ids=[
+        "0-255 floats",
+        "6x6",
+        "0x0",
+        "negative sigma",
+        "steps 2.7",
+        "scale '4'",
+        "unknown",
+        "stop with fixed steps",
+        "negative max_steps",
+        "noise rule for sr",
+        "mask with no hole",
+        "mask with no known pixel",
+        "unknown device",
+    ],
 )
 def test_library_mistakes_raise_the_package_error(noisy32, call, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=message) as caught:
         call(noisy32.astype(np.float64))
+    assert "--" not in str(caught.value), "a Python caller is told of a command-line flag"
 
 
 def test_masks_count_any_non_zero_value_as_known(noisy32, tmp_path):
@@ -254,3 +275,17 @@ def test_ctrl_c_before_the_first_step_still_writes_the_report(run_cli, files, mo
     assert json.loads(report.read_text())["interrupted"] is True
     assert not (files / "o.png").exists()
     assert capsys.readouterr().err.strip() == "deepprior: interrupted"
+
+
+def test_ctrl_c_while_pytorch_loads_is_one_line(files):
+    """SIGINT once PyTorch's library is mapped, while ``import torch`` still runs."""
+    argv = [sys.executable, "-m", "deepprior", "denoise", str(files / "in.png"), "--steps", "2"]
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    maps = Path(f"/proc/{process.pid}/maps")
+    while process.poll() is None and "libtorch" not in maps.read_text():
+        pass
+    process.send_signal(2)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip() == "deepprior: interrupted"
+    assert not (files / "in-denoised.png").exists()

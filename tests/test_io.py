@@ -22,6 +22,8 @@ CASES = {
     "rgb16": rng.integers(0, 65536, (20, 30, 3), dtype=np.uint16),
     "rgba8": rng.integers(0, 256, (20, 30, 4), dtype=np.uint8),
     "rgba16": rng.integers(0, 65536, (20, 30, 4), dtype=np.uint16),
+    "graya8": rng.integers(0, 256, (20, 30, 2), dtype=np.uint8),
+    "graya16": rng.integers(0, 65536, (20, 30, 2), dtype=np.uint16),
 }
 
 
@@ -32,7 +34,8 @@ def test_lossless_round_trip_keeps_mode_and_depth(tmp_path, case, suffix):
     path = write_image(tmp_path / f"x{suffix}", from_array(array))
     picture = read_image(path)
     assert picture.bit_depth == (16 if array.dtype == np.uint16 else 8)
-    assert picture.mode == {"gray": "L", "rgb": "RGB", "rgba": "RGBA"}[case.rstrip("0123456789")]
+    modes = {"gray": "L", "graya": "LA", "rgb": "RGB", "rgba": "RGBA"}
+    assert picture.mode == modes[case.rstrip("0123456789")]
     back = to_array(picture)
     np.testing.assert_array_equal(back.reshape(array.shape), array)
 

@@ -144,7 +144,7 @@ def test_a_new_task_is_one_entry(fast, clean32, monkeypatch):
 
 def test_the_package_exports_the_fit_function_and_the_api():
     import deepprior
-    import deepprior.runner  # imports the deepprior.fit module too
+    import deepprior.runner  # imports the deepprior.fitting module too
 
     assert callable(deepprior.fit) and deepprior.fit.__name__ == "fit"
     assert deepprior.run is run and deepprior.Job is Job and callable(deepprior.denoise)

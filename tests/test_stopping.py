@@ -8,7 +8,7 @@ import torch
 
 import deepprior
 from deepprior.data_terms import MSE
-from deepprior.fit import FitState, fit
+from deepprior.fitting import FitState, fit
 from deepprior.metrics import psnr
 from deepprior.nets import build_net
 from deepprior.presets import DENOISE_PRESETS
@@ -206,7 +206,7 @@ def test_bad_stopping_arguments_are_user_errors(photo):
         deepprior.denoise(image, preset=FAST, steps="lots", device="cpu")
     with pytest.raises(UserError, match="for denoising"):
         deepprior.super_resolve(image[:16, :16], 2, preset=FAST, stop="noise-level", device="cpu")
-    with pytest.raises(UserError, match="apply to --steps auto"):
+    with pytest.raises(UserError, match="apply when steps is 'auto'"):
         deepprior.denoise(image, preset=FAST, steps=5, stop="variance", device="cpu")
     with pytest.raises(UserError, match="runs"):
         deepprior.denoise(image, preset=FAST, steps=2, runs=0, device="cpu")

@@ -1,8 +1,7 @@
 """deepprior: image restoration with the Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, 2018).
 
-The task API loads on first use, so that ``import deepprior`` and ``deepprior --help`` load
-no SciPy or scikit-image (they come when a run needs them). ``fit`` is imported at once: it
-shares its name with its module, which would otherwise take its place once imported.
+Everything loads on first use, so that ``import deepprior`` loads neither PyTorch nor SciPy
+(they come when a run needs them) and the command can catch Ctrl-C while they load.
 """
 
 from __future__ import annotations
@@ -12,9 +11,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from .fit import Callback, FitResult, FitState, fit
-
 _EXPORTS = {
+    "Callback": "fitting",
+    "FitResult": "fitting",
+    "FitState": "fitting",
+    "fit": "fitting",
     "UserError": "errors",
     "Job": "job",
     "run": "runner",
@@ -30,4 +31,4 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
 
 
-__all__ = ["Callback", "FitResult", "FitState", "__version__", "fit", *_EXPORTS]
+__all__ = ["__version__", *_EXPORTS]

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .errors import UserError
-from .fit import Callback
+from .fitting import Callback
 from .io import from_array, to_array
 from .job import Job
 from .runner import run

@@ -1,4 +1,4 @@
-"""Callbacks for :func:`deepprior.fit.fit`: averaging, history, snapshots and a progress bar."""
+"""Callbacks for :func:`deepprior.fitting.fit`: averaging, history, snapshots and a progress bar."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .fit import Callback, FitState
+from .fitting import Callback, FitState
 
 
 def psnr_tensor(image: Tensor, reference: Tensor) -> Tensor:

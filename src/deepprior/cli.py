@@ -11,16 +11,13 @@ from typing import Any
 import click
 
 from .engine import DEVICES, ENGINES, PRECISIONS
-from .errors import UserError
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 from .io import Picture
 from .job import MAX_SEED
 from .operators import KERNELS
 from .presets import DENOISE_PRESETS, INPAINT_PRESETS
 from .stopping import STOP_RULES
 from .tasks import SCALES
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 DEVICE = click.option(
     "--device",

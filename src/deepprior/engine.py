@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Engine:
-    """Execution choices for :func:`deepprior.fit.fit`."""
+    """Execution choices for :func:`deepprior.fitting.fit`."""
 
     name: str = "fast"
     precision: Precision = "fp32"
@@ -244,7 +244,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if not available[name]:
         missing = {"cuda": "no CUDA GPU is", "mps": "Apple's MPS is not"}[name]
         raise UserError(
-            f"--device {name} was asked for but {missing} available; use --device cpu or auto"
+            f"device {name!r} was asked for but {missing} available; use device 'cpu' or 'auto'"
         )
     return torch.device(name)
 
@@ -270,7 +270,7 @@ def resolve_engine(engine: str | Engine, precision: str, device: torch.device) -
         raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
     if precision == "bf16" and not bf16_supported(device):
         raise UserError(
-            f"--precision bf16 needs bfloat16 hardware, which this {device.type} "
-            "lacks; use --precision fp32 or auto"
+            f"precision 'bf16' needs bfloat16 hardware, which this {device.type} "
+            "lacks; use precision 'fp32' or 'auto'"
         )
     return chosen.with_precision(precision)  # type: ignore[arg-type]

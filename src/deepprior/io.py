@@ -133,16 +133,16 @@ def _png_is_deep_colour(path: Path) -> bool:
     return len(header) == 26 and header[24] == 16 and header[25] in (2, 4, 6)
 
 
-def _read_with_opencv(path: Path) -> np.ndarray:
-    import cv2
+def _read_deep_png(path: Path) -> np.ndarray:
+    """A 16-bit colour or gray+alpha PNG, sample for sample (Pillow would cut it to 8 bits)."""
+    import png
 
-    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if array is None:
-        raise UserError(f"{path} is corrupt or truncated; re-export it")
-    if array.ndim == 3:
-        order = [2, 1, 0, 3][: array.shape[2]]
-        array = array[:, :, order]
-    return array
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).read()
+        array = np.vstack([np.asarray(row, np.uint16) for row in rows])
+    except (png.Error, ValueError, EOFError, OSError) as error:
+        raise UserError(f"{path} is corrupt or truncated ({error}); re-export it") from None
+    return array.reshape(height, width, info["planes"])
 
 
 def _pillow_array(image: Image.Image) -> np.ndarray:
@@ -204,7 +204,7 @@ def _read_other(path: Path) -> tuple[np.ndarray, str]:
             _check_size(path, *image.size)
             if fmt == "PNG" and _png_is_deep_colour(path):
                 orientation = int(image.getexif().get(0x0112, 1))
-                return _orient(_read_with_opencv(path), orientation), fmt
+                return _orient(_read_deep_png(path), orientation), fmt
             return _pillow_array(image), fmt
     except UnidentifiedImageError:
         raise UserError(
@@ -333,14 +333,15 @@ def _encode(path: Path, picture: Picture, fmt: str) -> None:
             planarconfig="contig" if samples.ndim == 3 else None,
             extrasamples=["unassalpha"] if picture.alpha is not None else None,
         )
-    elif depth == 16 and array.shape[2] > 1:
-        import cv2
+    elif fmt == "PNG" and depth == 16 and array.shape[2] > 1:
+        import png  # Pillow writes no 16-bit colour or gray+alpha PNG
 
-        if array.shape[2] == 2:  # gray + alpha: OpenCV writes it as RGBA
-            array = np.concatenate([array[:, :, :1]] * 3 + [array[:, :, 1:]], axis=2)
-        order = [2, 1, 0, 3][: array.shape[2]]
-        if not cv2.imwrite(str(path), np.ascontiguousarray(array[:, :, order])):
-            raise OSError(f"OpenCV could not write {path}")
+        height, width, planes = array.shape
+        writer = png.Writer(
+            width, height, greyscale=planes < 3, alpha=planes in (2, 4), bitdepth=16
+        )
+        with path.open("wb") as handle:
+            writer.write_array(handle, array.reshape(-1))
     else:
         image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
         options = {"quality": 95} if fmt in LOSSY else {}

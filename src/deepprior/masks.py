@@ -38,7 +38,7 @@ def from_colour(pixels: np.ndarray, colour: tuple[float, ...]) -> np.ndarray:
 def random_pixels(height: int, width: int, drop: float, seed: int = 0) -> np.ndarray:
     """Drop a share ``drop`` of pixels: known where ``default_rng(seed).random(...)`` > drop."""
     if not 0 < drop < 1:
-        raise UserError(f"--drop must lie strictly between 0 and 1, got {drop}")
+        raise UserError(f"drop must lie strictly between 0 and 1, got {drop}")
     return np.random.default_rng(seed).random((height, width)) > drop
 
 
@@ -47,7 +47,7 @@ def text_overlay(height: int, width: int, text: str, seed: int = 0) -> np.ndarra
     from PIL import Image, ImageDraw, ImageFont
 
     if not text.strip():
-        raise UserError("--text needs some characters to draw")
+        raise UserError("text needs some characters to draw")
     canvas = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(canvas)
     size = max(8, height // 12)
@@ -100,11 +100,11 @@ def validate(known: np.ndarray, height: int, width: int) -> np.ndarray:
         )
     if known.all():
         raise UserError(
-            "the mask has no hole (every pixel is known); black marks holes, or pass --invert-mask"
+            "the mask has no hole (every pixel is known); black marks holes, or invert the mask"
         )
     if not known.any():
         raise UserError(
-            "the mask leaves no known pixel; white marks known pixels, or pass --invert-mask"
+            "the mask leaves no known pixel; white marks known pixels, or invert the mask"
         )
     return known
 

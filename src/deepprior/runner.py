@@ -22,7 +22,7 @@ from .canvas import padded_layout, to_numpy, to_tensor
 from .data_terms import MSE
 from .engine import Engine, plan_memory, resolve_device, resolve_engine
 from .errors import UserError
-from .fit import Backtracking, Callback, FitResult, fit
+from .fitting import Backtracking, Callback, FitResult, fit
 from .inputs import build_code, code_channels
 from .io import MAX_PIXELS, Picture
 from .job import Job
@@ -274,7 +274,7 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
     except MemoryError as error:
         raise UserError(
             f"a {width}×{height} image does not fit on {device}: {error}; use a smaller "
-            "image, --precision bf16, or a device with more memory"
+            "image, precision 'bf16', or a device with more memory"
         ) from None
     y = problem.observation.to(device)
     operator = problem.operator.to(device)

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from .errors import UserError
-from .fit import Callback, FitState
+from .fitting import Callback, FitState
 from .presets import Preset
 
 Operator = Callable[[Tensor], Tensor]
@@ -374,7 +374,7 @@ def make_stopping(
         if sigma is None:
             if estimate_from is None:
                 raise UserError(
-                    "the noise-level rule is for denoising; use --stop validation or variance"
+                    "the noise-level rule is for denoising; use stop 'validation' or 'variance'"
                 )
             sigma, source = estimate_noise_sigma(estimate_from), "estimated"
             if not np.isfinite(sigma) or sigma < MIN_SIGMA:
@@ -386,7 +386,7 @@ def make_stopping(
         train, holdout = split_holdout(observed, holdout_share, generator)
         if float(holdout.sum()) < 1:
             raise UserError(
-                "the image has too few observed pixels to hold some back; use --steps N"
+                "the image has too few observed pixels to hold some back; give a number of steps"
             )
         return Stopping(
             "validation",
@@ -416,11 +416,12 @@ def plan_steps(
     if fixed is not None:
         if stop != "auto" or max_steps is not None:
             raise UserError(
-                "--stop and --max-steps apply to --steps auto; give either --steps N or them"
+                "stop and max_steps apply when steps is 'auto'; "
+                "give either a number of steps or them"
             )
         return preset.with_steps(fixed), None
     if max_steps is not None and max_steps < 1:
-        raise UserError(f"--max-steps must be positive, got {max_steps}")
+        raise UserError(f"max_steps must be positive, got {max_steps}")
     rule = default_rule if stop == "auto" else stop
     stopping = make_stopping(rule, observed, seed=seed, sigma=sigma, estimate_from=estimate_from)
     return preset.with_steps(max_steps), stopping

@@ -19,6 +19,7 @@ from ..presets import Preset
 if TYPE_CHECKING:
     from ..job import Job
 
+
 @dataclass
 class Problem:
     """What a task builds from a job's inputs: the fit's target and what its result is for.
