@@ -4,18 +4,22 @@
         --images house f16 kodim03 --seeds 0 1 2 --cap 1800
     python benchmarks/stopping.py sr ../shared/data/Set5 --scale 4 --images bird butterfly head
     python benchmarks/stopping.py inpaint ../shared/data/Heide11 --drop 0.5 --images house peppers
+    python benchmarks/stopping.py restore ../shared/data/CBM3D --crop 128 --jpeg 10 \
+        --images house kodim03 peppers --stop validation
 
 Each fit runs to ``--cap`` with the task's ``--steps auto`` rule (and the other rules) watching
 only, so one run gives: where each rule would have stopped and the PSNR of the iterate it keeps,
 the best PSNR seen along the run (checked every 10 steps), and the PSNR at the cap (the
 fixed-step preset). PSNR is the task's: RGB for denoising, the paper's Y-channel protocol for
-SR, the whole image with the known pixels kept for inpainting. ``--runs 2`` adds, per seed, a
+SR, the whole image with the known pixels kept for inpainting, RGB for JPEG restoration (the
+crop saved by Pillow at ``--jpeg`` quality). ``--runs 2`` adds, per seed, a
 real ``runs=2`` call (two fits stopped by the rule, averaged).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import sys
 import time
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
@@ -42,13 +47,14 @@ from deepprior.canvas import to_numpy
 from deepprior.fitting import Callback, FitState
 from deepprior.io import Picture, read_image
 from deepprior.masks import random_pixels
-from deepprior.metrics import psnr, psnr_y
+from deepprior.metrics import psnr, psnr_y, ssim
 from deepprior.runner import Outcome
 from deepprior.stopping import (
     PATIENCE,
     NoiseLevelRule,
     StoppingRule,
     VarianceRule,
+    estimate_noise_sigma,
     given_noise_sigma,
 )
 from deepprior.synthetic import add_noise
@@ -88,6 +94,14 @@ def prepare(args: argparse.Namespace, path: Path, seed: int) -> tuple[Any, Metri
             return run_task("sr", Picture(lr), options={"scale": args.scale}, **options)
 
         return call_sr, lambda image: psnr_y(image, hr, shave=args.scale), {}
+    if args.task == "restore":
+        jpeg = jpeg_round_trip(clean, args.jpeg)
+
+        def call_restore(**options: Any) -> Outcome:
+            return run_task("restore", Picture(jpeg), **options)
+
+        extra = {"psnr_input": psnr(jpeg, clean), "ssim_input": ssim(jpeg, clean), "noisy": jpeg}
+        return call_restore, lambda image: psnr(image, clean), extra
     known = random_pixels(clean.shape[0], clean.shape[1], args.drop, 0)
     observed = clean * known[:, :, None]
 
@@ -108,18 +122,30 @@ def watchers(args: argparse.Namespace, noisy: np.ndarray | None) -> dict[str, St
     if args.task == "denoise" and noisy is not None:
         given, _ = given_noise_sigma(noisy, args.sigma / 255)  # what --sigma does
         rules["noise-level (given σ)"] = NoiseLevelRule(given, stop=False)
+    if args.task == "restore" and noisy is not None:
+        estimated = max(estimate_noise_sigma(noisy), 1e-3)
+        rules["noise-level (estimated σ)"] = NoiseLevelRule(estimated, stop=False)
     return rules
+
+
+def jpeg_round_trip(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """The image saved as a JPEG of this quality by Pillow and read back, in [0, 1]."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"), np.float32) / 255
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("task", choices=["denoise", "sr", "inpaint"])
+    parser.add_argument("task", choices=["denoise", "sr", "inpaint", "restore"])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--images", nargs="*", help="file stems to use (default: all)")
     parser.add_argument("--crop", type=int, default=None, help="centre crop (CPU proxy)")
     parser.add_argument("--sigma", type=float, default=25.0, help="denoise: noise σ (8-bit)")
     parser.add_argument("--scale", type=int, default=4, help="sr: the factor")
     parser.add_argument("--drop", type=float, default=0.5, help="inpaint: share of pixels lost")
+    parser.add_argument("--jpeg", type=int, default=10, help="restore: the JPEG quality")
+    parser.add_argument("--stop", default="auto", help="the rule the fit runs with")
     parser.add_argument("--preset", default=None, help="default: the task's default preset")
     parser.add_argument("--cap", type=int, default=None, help="default: the preset's steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -131,7 +157,19 @@ def main() -> None:
     info = provenance(args.device)
     settings = {
         k: getattr(args, k)
-        for k in ("task", "crop", "sigma", "scale", "drop", "preset", "cap", "seeds", "runs")
+        for k in (
+            "task",
+            "crop",
+            "sigma",
+            "scale",
+            "drop",
+            "jpeg",
+            "stop",
+            "preset",
+            "cap",
+            "seeds",
+            "runs",
+        )
     }
     settings["patience"] = PATIENCE
     print_header(info, settings)
@@ -149,6 +187,7 @@ def main() -> None:
             outcome = call(
                 **common,
                 steps="auto",
+                stop=args.stop,
                 max_steps=args.cap,
                 watch_only=True,
                 seed=seed,

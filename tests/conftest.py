@@ -61,7 +61,14 @@ def run_cli() -> Callable[..., int]:
 @pytest.fixture
 def small_presets(fast: Preset, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every task's presets on the small test network, a few steps each."""
-    for table in (presets.DENOISE_PRESETS, presets.SR_PRESETS, presets.INPAINT_PRESETS):
+    tables = (
+        presets.DENOISE_PRESETS,
+        presets.SR_PRESETS,
+        presets.INPAINT_PRESETS,
+        presets.RESTORE_PRESETS,
+        presets.FLASH_PRESETS,
+    )
+    for table in tables:
         for name, preset in list(table.items()):
             options = {"down": (16, 16, 16), "up": (16, 16, 16), "skip": (4, 4, 4)}
             if preset.net_options.get("skip", (1,))[0] == 0:

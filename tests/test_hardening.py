@@ -40,6 +40,8 @@ def files(tmp_path, noisy32):
     jpeg = (tmp_path / "in.jpg").read_bytes()
     (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
     (tmp_path / "header.jpg").write_bytes(jpeg[:20])
+    (tmp_path / "kernel.png").write_bytes(png[:40])  # a kernel file cut short
+    write_image(tmp_path / "wide.png", Picture(np.ones((41, 41, 1), np.float32)))
     return tmp_path
 
 
@@ -125,6 +127,25 @@ CATALOGUE = {
     "demo under a file": ["demo", "--out", "{d}/plain/demo"],
     "demo on a missing GPU": ["demo", "--out", "{d}/demo", "--device", "cuda"],
     "replay of a missing job": ["run", "{d}/job.json"],
+    "degradation that does not parse": ["restore", "{d}/in.png", "--degradation", "blur:2"],
+    "bad kernel file": ["restore", "{d}/in.png", "--degradation", "blur:{d}/kernel.png"],
+    "kernel larger than the image": [
+        "restore",
+        "{d}/in.png",
+        "--degradation",
+        "blur:{d}/wide.png",
+    ],
+    "unknown Bayer pattern": ["restore", "{d}/in.png", "--degradation", "bayer:rgbg"],
+    "Bayer of an RGB image": ["restore", "{d}/in.png", "--degradation", "bayer:rggb"],
+    "motion blur without an angle": ["restore", "{d}/in.png", "--degradation", "blur:motion:9"],
+    "flash and no-flash of different sizes": [
+        "flash",
+        "--flash",
+        "{d}/rgba.png",
+        "--no-flash",
+        "{d}/in.png",
+    ],
+    "flash without the flash image": ["flash", "--no-flash", "{d}/in.png"],
 }
 
 

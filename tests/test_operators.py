@@ -8,13 +8,18 @@ from deepprior.metrics import luma, psnr, psnr_y
 from deepprior.operators import (
     KERNELS,
     OPERATORS,
+    Bayer,
+    Blur,
     Compose,
     Downsample,
     FromFunction,
+    Gray,
     Identity,
     Mask,
     Operator,
+    gaussian_kernel,
     kernel_1d,
+    motion_kernel,
 )
 
 FACTORS = (2, 3, 4, 8)
@@ -44,9 +49,19 @@ EXAMPLES: dict[str, list[tuple[Operator, tuple[int, ...]]]] = {
         for kernel in KERNELS
     ],
     "mask": [(Mask(_mask((1, 1, 6, 5))), (2, 3, 6, 5)), (Mask(_mask((1, 3, 6, 5))), (1, 3, 6, 5))],
+    "blur": [
+        (Blur(gaussian_kernel(1.5)).double(), (1, 3, 12, 10)),
+        (Blur(motion_kernel(5, 30)).double(), (2, 1, 9, 11)),
+        (Blur(np.arange(12.0).reshape(3, 4)).double(), (1, 2, 7, 8)),  # even side, asymmetric
+    ],
+    "gray": [(Gray(), (2, 3, 5, 4))],
+    "bayer": [(Bayer(pattern).double(), (1, 3, 7, 6)) for pattern in ("rggb", "gbrg")],
     "compose": [
         (Downsample(2).double() @ Mask(_mask((1, 1, 8, 6))), (1, 3, 8, 6)),
         (Compose(Mask(_mask((1, 1, 8, 8))), Downsample(4).double(), Identity()), (2, 1, 8, 8)),
+        (Compose(Blur(gaussian_kernel(1.5)), Downsample(2)).double(), (1, 3, 12, 8)),
+        (Compose(Mask(_mask((1, 1, 8, 8))), Blur(motion_kernel(4, 45))).double(), (1, 3, 8, 8)),
+        (Compose(Blur(gaussian_kernel(1)), Bayer("bggr")).double(), (1, 3, 8, 8)),
     ],
     "function": [
         (FromFunction(lambda x: 3 * x.flip(-1), linear=True), (1, 2, 4, 4)),
@@ -157,3 +172,50 @@ def test_luma_and_paper_psnr(photo):
         20 * np.log10(1 / (0.01 * 219 / 255)), rel=1e-6
     )
     assert upscale(hr[::2, ::2], 2).shape == hr.shape
+
+
+def test_blur_is_the_convolution_scipy_computes_with_edge_padding():
+    from scipy.ndimage import convolve
+
+    kernel = np.random.default_rng(1).random((5, 3))
+    image = np.random.default_rng(2).random((12, 9))
+    ours = Blur(kernel).double()(torch.from_numpy(image)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(ours, convolve(image, kernel / kernel.sum(), mode="nearest"))
+
+
+def test_blur_keeps_a_constant_and_kernels_are_normalised():
+    for kernel in (gaussian_kernel(2), motion_kernel(15, 30), motion_kernel(3, 90)):
+        assert np.isclose(kernel.sum(), 1) and kernel.shape[0] % 2 == 1
+        x = torch.full((1, 3, 40, 40), 0.4)
+        torch.testing.assert_close(Blur(kernel)(x), x)
+    horizontal = motion_kernel(7, 0)
+    assert horizontal[horizontal.shape[0] // 2].sum() > 0.99  # angle 0: one row
+    vertical = motion_kernel(7, 90)
+    assert vertical[:, vertical.shape[1] // 2].sum() > 0.99
+    assert gaussian_kernel(2).shape == (13, 13)
+    for bad in (np.zeros((3, 3)), -np.ones((3, 3)), np.ones(3), np.full((3, 3), np.nan)):
+        with pytest.raises(ValueError):
+            Blur(bad)
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "grbg", "gbrg"])
+def test_bayer_keeps_one_colour_per_pixel_in_the_pattern(pattern):
+    x = torch.stack([torch.full((5, 6), v) for v in (1.0, 2.0, 3.0)])[None]
+    mosaic = Bayer(pattern)(x)[0, 0]
+    expected = {"r": 1.0, "g": 2.0, "b": 3.0}
+    for index, colour in enumerate(pattern):
+        assert (mosaic[index // 2 :: 2, index % 2 :: 2] == expected[colour]).all()
+    assert Bayer(pattern).source_shape((1, 5, 6)) == (3, 5, 6)
+
+
+def test_gray_is_bt601_luma_and_compositions_know_the_source_shape():
+    x = torch.rand(1, 3, 4, 4)
+    expected = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    torch.testing.assert_close(Gray()(x)[:, 0], expected)
+    chain = Compose(Blur(gaussian_kernel(1)), Downsample(2), Gray())
+    assert chain.source_shape((1, 10, 12)) == (3, 20, 24)
+    assert chain(torch.rand(1, 3, 20, 24)).shape == (1, 1, 10, 12)
+    upscale = FromFunction(
+        lambda t: t[:, :, ::2, ::2], source_shape=lambda s: (s[0], 2 * s[1], 2 * s[2])
+    )
+    assert upscale.source_shape((3, 5, 5)) == (3, 10, 10)

@@ -22,6 +22,8 @@ _EXPORTS = {
     "denoise": "api",
     "super_resolve": "api",
     "inpaint": "api",
+    "restore": "api",
+    "flash": "api",
 }
 
 

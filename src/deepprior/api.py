@@ -8,7 +8,7 @@ Job`'s fields (``preset``, ``overrides``, ``seed``, ``device``, ``precision``, `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -51,7 +51,7 @@ def run_arrays(
     outcome = run(job, callbacks=callbacks, progress=progress)
     dtype = array.dtype
     out = to_array(outcome.picture, dtype if dtype in (np.uint8, np.uint16) else np.float32)
-    out = (out[:, :, 0] if array.ndim == 2 else out).astype(dtype)
+    out = (out[:, :, 0] if array.ndim == 2 and out.shape[2] == 1 else out).astype(dtype)
     return (torch.from_numpy(out) if as_tensor else out), outcome.report.to_dict()
 
 
@@ -108,3 +108,31 @@ def inpaint(
         task_options={"keep_known": keep_known},
         **options,
     )
+
+
+def restore(
+    image: ArrayLike,
+    degradation: str | Callable[[Tensor], Tensor] | None = None,
+    *,
+    reference: ArrayLike | None = None,
+    **options: Any,
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """Undo a degradation: none given is blind restoration (JPEG artefacts); a spec such as
+    ``"blur:gaussian:2+downsample:2"`` or any operator, ``nn.Module`` or differentiable
+    function of a (1, C, H, W) tensor is fitted through (see :mod:`deepprior.degradations`).
+    A function that changes the shape says how as an :class:`~deepprior.operators.Operator`
+    (``source_shape``)."""
+    return run_arrays(
+        "restore", image, reference=reference, task_options={"degradation": degradation}, **options
+    )
+
+
+def flash(
+    no_flash: ArrayLike,
+    flash: ArrayLike,
+    *,
+    reference: ArrayLike | None = None,
+    **options: Any,
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """The no-flash image's light with the flash image's detail (the flash image is the code)."""
+    return run_arrays("flash", no_flash, reference=reference, inputs={"flash": flash}, **options)

@@ -15,7 +15,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 from .io import Picture
 from .job import MAX_SEED
 from .operators import KERNELS
-from .presets import DENOISE_PRESETS, INPAINT_PRESETS
+from .presets import DENOISE_PRESETS, INPAINT_PRESETS, RESTORE_PRESETS
 from .stopping import STOP_RULES
 from .tasks import SCALES
 
@@ -88,7 +88,7 @@ STOPPING = [
         default="auto",
         show_default=True,
         help="The rule of --steps auto. auto: noise-level for denoise (σ estimated unless "
-        "--sigma), validation (5 % of the observed pixels held back) for sr and inpaint.",
+        "--sigma), validation (5 % of the observed pixels held back) for the rest.",
     ),
     click.option(
         "--max-steps",
@@ -412,6 +412,48 @@ def inpaint(
         inputs={"mask": mask_path},
         common=common,
     )
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option(
+    "--degradation",
+    default=None,
+    metavar="SPEC",
+    help="What happened to the image, e.g. blur:gaussian:2, blur:motion:15,30, blur:kernel.png, "
+    "bayer:rggb, gray, downsample:2, mask:known.png, joined with + in the order applied "
+    "(blur:gaussian:1.5+downsample:2). Without it the restoration is blind (JPEG artefacts).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(list(RESTORE_PRESETS)),
+    default=None,
+    help="Default: 'jpeg' (the authors' JPEG settings) when blind, 'authors' (their denoising "
+    "settings) with --degradation.",
+)
+@fit_options
+def restore(input_path: str, degradation: str | None, preset: str | None, **common: Any) -> int:
+    """Restore INPUT: blind (JPEG artefacts) or through a --degradation you write down."""
+    from .degradations import with_absolute_paths
+
+    options = {"degradation": degradation and with_absolute_paths(degradation)}
+    return _submit("restore", input_path, options=options, preset=preset, inputs={}, common=common)
+
+
+@cli.command()
+@click.option("--flash", "flash_path", type=click.Path(), required=True, help="The flash shot.")
+@click.option(
+    "--no-flash",
+    "no_flash_path",
+    type=click.Path(),
+    required=True,
+    help="The no-flash shot of the same scene, same size: its light is kept.",
+)
+@fit_options
+def flash(flash_path: str, no_flash_path: str, **common: Any) -> int:
+    """Flash / no-flash: the no-flash shot's light with the flash shot's detail."""
+    inputs: dict[str, str | None] = {"flash": flash_path}
+    return _submit("flash", no_flash_path, options={}, preset=None, inputs=inputs, common=common)
 
 
 @cli.command(name="run")

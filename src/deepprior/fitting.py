@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,23 +59,33 @@ class Callback:
 
 
 class Backtracking:
-    """Undo a collapse: the data term rising ``drop_db`` dB above the last good check.
+    """Undo a collapse: the data term rising ``drop_db`` dB above the last good check, or a
+    ``guard`` saying the output has gone wrong (e.g. its colours drifted from the target's).
 
     Every ``every`` steps the loss is read back (the only host–device synchronisation it
     needs). A good check snapshots the weights, the BatchNorm buffers, the optimiser state
     and the averaged output as they were evaluated. On a collapse all four are restored, the
     pending update is dropped, and the learning rate is multiplied by ``lr_factor`` so that
-    the retry takes a different path.
+    the retry takes a different path. A check the guard fails is never snapshotted, so the
+    guard is armed only once an output has passed it; ``guard_fired`` counts its restores.
     """
 
-    def __init__(self, drop_db: float = 5.0, lr_factor: float = 0.5, every: int = 10):
-        self.factor = 10 ** (drop_db / 10)
+    def __init__(
+        self,
+        drop_db: float | None = 5.0,
+        lr_factor: float = 0.5,
+        every: int = 10,
+        guard: Callable[[Tensor], bool] | None = None,
+    ):
+        self.factor = math.inf if drop_db is None else 10 ** (drop_db / 10)
         self.lr_factor = lr_factor
         self.every = every
+        self.guard = guard
+        self.guard_fired = 0
         self._last_loss: float | None = None
         self._saved: dict[str, Any] = {}
 
-    def reject(self, state: FitState, loss: Tensor) -> bool:
+    def reject(self, state: FitState, loss: Tensor, output: Tensor | None = None) -> bool:
         """Return True, after restoring the snapshot, when this step's loss has collapsed."""
         if state.step % self.every:
             return False
@@ -83,13 +93,17 @@ class Backtracking:
         collapsed = not math.isfinite(value) or (
             self._last_loss is not None and value > self.factor * self._last_loss
         )
-        if collapsed and self._saved:
+        drifted = self.guard is not None and output is not None and self.guard(output)
+        if (collapsed or drifted) and self._saved:
             state.net.load_state_dict(self._saved["net"])
             state.optimizer.load_state_dict(self._saved["optimizer"])
             for group in state.optimizer.param_groups:
                 group["lr"] *= self.lr_factor
             state.average = self._saved["average"]
+            self.guard_fired += drifted and not collapsed
             return True
+        if drifted:
+            return False  # not a good state: nothing to keep
         self._last_loss = value
         self._saved = {
             "net": {k: v.detach().clone() for k, v in state.net.state_dict().items()},
@@ -193,7 +207,7 @@ def fit(
             out = forward()
             loss = data_term(out)
             state.step = steps_run
-            if backtracking is not None and backtracking.reject(state, loss.detach()):
+            if backtracking is not None and backtracking.reject(state, loss.detach(), out.detach()):
                 state.backtracks += 1
                 rejected_in_row += 1
                 state.stop = rejected_in_row >= MAX_BACKTRACKS_IN_ROW

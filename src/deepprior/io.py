@@ -224,8 +224,11 @@ def _check_size(path: Path, width: int, height: int) -> None:
         )
 
 
-def read_image(path: str | os.PathLike[str]) -> Picture:
-    """Read a PNG, TIFF, JPEG or WebP file, honouring EXIF orientation and 16-bit depth."""
+def read_image(path: str | os.PathLike[str], *, min_side: int = MIN_SIDE) -> Picture:
+    """Read a PNG, TIFF, JPEG or WebP file, honouring EXIF orientation and 16-bit depth.
+
+    Images with a side under ``min_side`` are refused (16 px for images to restore).
+    """
     path = Path(path)
     check_readable(path)
     with path.open("rb") as handle:
@@ -238,9 +241,9 @@ def read_image(path: str | os.PathLike[str]) -> Picture:
     if array.dtype not in (np.uint8, np.uint16):
         raise UserError(f"{path}: {array.dtype} pixels are not supported; save as 8- or 16-bit")
     picture = replace(from_array(array), source_format=fmt)
-    if min(picture.height, picture.width) < MIN_SIDE:
+    if min(picture.height, picture.width) < min_side:
         raise UserError(
-            f"{path} is {picture.width}×{picture.height}; both sides must be at least {MIN_SIDE} px"
+            f"{path} is {picture.width}×{picture.height}; both sides must be at least {min_side} px"
         )
     return picture
 

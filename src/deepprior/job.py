@@ -83,7 +83,7 @@ class Job:
         data["inputs"] = {name: _describe(value) for name, value in self.inputs.items()}
         if isinstance(self.preset, Preset):
             data["preset"] = self.preset.to_dict()
-        data["options"] = dict(self.options)
+        data["options"] = {name: _describe_option(value) for name, value in self.options.items()}
         data["overrides"] = json.loads(json.dumps(self.overrides))
         return data
 
@@ -124,6 +124,13 @@ def _whole(name: str, value: Any, *, auto: bool = False, optional: bool = False)
     if not _is_int(value) or value < 1:
         extra = " or 'auto'" if auto else ""
         raise UserError(f"{name} must be a positive whole number{extra}, got {value!r}")
+
+
+def _describe_option(value: Any) -> Any:
+    """An option as it is when JSON holds it; a Python object (an operator) by its type."""
+    if value is None or isinstance(value, str | int | float | bool | list | tuple | dict):
+        return value
+    return {"python_object": type(value).__name__}
 
 
 def _describe(value: Any) -> Any:

@@ -167,6 +167,45 @@ INPAINT_PRESETS: dict[str, Preset] = {
 }
 
 
+RESTORE_PRESETS: dict[str, Preset] = {
+    "jpeg": Preset(
+        name="jpeg",
+        source=f"{AUTHORS} (snail, JPEG artefacts): 3-channel code, skip [8, 16, 32, 64, 128] "
+        "with skip-ch [0, 0, 0, 4, 4], lr 0.01, 2400 steps, jitter 1/30, output EMA 0.99, "
+        "backtracking at 5 dB",
+        net_options={
+            "down": (8, 16, 32, 64, 128),
+            "up": (8, 16, 32, 64, 128),
+            "skip": (0, 0, 0, 4, 4),
+        },
+        code_channels=3,
+        steps=2400,
+    ),
+    "authors": replace(
+        DENOISE_PRESETS["authors"],
+        source=DENOISE_PRESETS["authors"].source
+        + " (their denoising settings, for a degradation given by deepprior's operators)",
+    ),
+}
+
+
+FLASH_SOURCE = "DmitryUlyanov/deep-image-prior @042e0d4, flash-no-flash.ipynb"
+FLASH_PRESETS: dict[str, Preset] = {
+    "authors": Preset(
+        name="authors",
+        source=f"{FLASH_SOURCE} (cave): the flash image as the code, skip 128×5, skip-ch 4, "
+        "nearest upsampling at the two finest levels, lr 0.1, 600 steps, no jitter",
+        net_options={"upsample": ("nearest", "nearest", "bilinear", "bilinear", "bilinear")},
+        code="image",
+        lr=0.1,
+        steps=600,
+        input_noise=0.0,
+        average_decay=None,
+        backtrack_db=None,
+    ),
+}
+
+
 def get_preset(table: dict[str, Preset], name: str) -> Preset:
     from .errors import UserError
 

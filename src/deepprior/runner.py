@@ -75,6 +75,7 @@ class _Fit:
     history: History
     rule: StoppingRule | None
     fields: dict[str, Any]
+    guard_fired: int = 0
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,12 @@ def run(
         history=last.history.records if job.runs == 1 else None,
         sections=problem.sections,
     )
+    if problem.guard is not None:
+        fired = sum(f.guard_fired for f in fits)
+        report.sections = {
+            **problem.sections,
+            "collapse_guard": {"rule": problem.guard_rule, "fired": fired},
+        }
     reference = problem.reference
     if job.runs > 1:
         report.runs = [
@@ -296,6 +303,9 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
         *setup.callbacks,
         Progress(label, quiet=not setup.progress),
     ]
+    backtracking = None
+    if preset.backtrack_db is not None or problem.guard is not None:
+        backtracking = Backtracking(preset.backtrack_db, guard=problem.guard)
     result = fit(
         net,
         z,
@@ -304,7 +314,7 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
         lr=preset.lr,
         input_noise=preset.input_noise,
         crop=(top, left, height, width),
-        backtracking=Backtracking(preset.backtrack_db) if preset.backtrack_db is not None else None,
+        backtracking=backtracking,
         callbacks=chain,
         generator=torch.Generator(device=device).manual_seed(seed + 2),
         engine=plan.engine,
@@ -324,4 +334,5 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
         "image_size": [height, width],
         "padded_size": [padded_h, padded_w],
     }
-    return _Fit(image, result, history, rule, fields)
+    fired = backtracking.guard_fired if backtracking is not None else 0
+    return _Fit(image, result, history, rule, fields, fired)

@@ -38,6 +38,8 @@ class Problem:
         data_term: the loss of the output; None: MSE between A(x) and y.
         settings: added to the report's ``settings`` (e.g. the scale and the kernel).
         sections: the task's own report sections (e.g. ``mask``).
+        guard: a check of the output that, when it fails, sends the fit back to its last good
+            state (:class:`deepprior.fitting.Backtracking`); ``guard_rule`` describes it.
     """
 
     picture: Picture
@@ -55,6 +57,8 @@ class Problem:
     data_term: DataTerm | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
+    guard: Callable[[Tensor], bool] | None = None
+    guard_rule: str = ""
 
 
 def _keep(problem: Problem, pixels: np.ndarray) -> Picture:
