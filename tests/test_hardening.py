@@ -146,6 +146,10 @@ CATALOGUE = {
         "{d}/in.png",
     ],
     "flash without the flash image": ["flash", "--no-flash", "{d}/in.png"],
+    "unknown layer": ["invert", "{d}/in.png", "--layer", "conv9", "--weights", "random"],
+    "unit out of range": ["maximize", "--unit", "5000", "--weights", "random", "-o", "{d}/u.png"],
+    "missing weights file": ["invert", "{d}/in.png", "--weights", "{d}/none.pth"],
+    "image too small for the layer": ["invert", "{d}/in.png", "--weights", "random"],
 }
 
 

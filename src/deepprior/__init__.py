@@ -24,6 +24,8 @@ _EXPORTS = {
     "inpaint": "api",
     "restore": "api",
     "flash": "api",
+    "invert": "api",
+    "maximize": "api",
 }
 
 

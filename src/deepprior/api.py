@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .errors import UserError
 from .fitting import Callback
@@ -28,7 +28,7 @@ JOB_FIELDS = tuple(f.name for f in fields(Job) if f.name not in ("task", "inputs
 
 def run_arrays(
     task: str,
-    image: ArrayLike,
+    image: ArrayLike | None,
     *,
     reference: ArrayLike | None = None,
     inputs: dict[str, Any] | None = None,
@@ -41,6 +41,10 @@ def run_arrays(
     unknown = sorted(set(options) - set(JOB_FIELDS))
     if unknown:
         raise UserError(f"unknown argument {', '.join(unknown)}; use {', '.join(JOB_FIELDS)}")
+    if image is None:  # a task that makes its image from nothing
+        job = Job(task=task, inputs=dict(inputs or {}), options=task_options or {}, **options)
+        outcome = run(job, callbacks=callbacks, progress=progress)
+        return to_array(outcome.picture, np.float32), outcome.report.to_dict()
     as_tensor = isinstance(image, Tensor)
     array = image.detach().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
     picture = from_array(array)
@@ -136,3 +140,41 @@ def flash(
 ) -> tuple[ArrayLike, dict[str, Any]]:
     """The no-flash image's light with the flash image's detail (the flash image is the code)."""
     return run_arrays("flash", no_flash, reference=reference, inputs={"flash": flash}, **options)
+
+
+def invert(
+    image: ArrayLike,
+    net: str | nn.Module = "alexnet",
+    layer: str = "fc6",
+    *,
+    weights: str | None = None,
+    prior: str = "dip",
+    tv_weight: float = 0.05,
+    **options: Any,
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """The natural pre-image of ``image``'s features at ``layer`` of a classifier.
+
+    ``net``: ``alexnet``, ``vgg16``, ``vgg19`` (weights from ``weights``, a file, or
+    torchvision's cache; ``"random"``: untrained) or any classifier as an ``nn.Module``
+    (``layer`` then a module path). ``prior``: ``dip`` or ``tv``. The report's
+    ``feature_error`` is ‖Φ(x) − Φ(x0)‖² / ‖Φ(x0)‖²."""
+    task_options: dict[str, Any] = {"net": net, "layer": layer, "weights": weights}
+    task_options |= {"prior": prior, "tv_weight": tv_weight}
+    return run_arrays("invert", image, task_options=task_options, **options)
+
+
+def maximize(
+    net: str | nn.Module = "alexnet",
+    layer: str = "fc8",
+    unit: int = 0,
+    *,
+    size: int = 227,
+    weights: str | None = None,
+    prior: str = "dip",
+    tv_weight: float = 0.05,
+    **options: Any,
+) -> tuple[ArrayLike, dict[str, Any]]:
+    """A ``size``×``size`` RGB image (float32) that maximises ``unit`` at ``layer``."""
+    task_options: dict[str, Any] = {"net": net, "layer": layer, "unit": unit, "size": size}
+    task_options |= {"weights": weights, "prior": prior, "tv_weight": tv_weight}
+    return run_arrays("maximize", None, task_options=task_options, **options)

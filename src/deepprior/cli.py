@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from .classifiers import CLASSIFIERS
 from .engine import DEVICES, ENGINES, PRECISIONS
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 from .io import Picture
@@ -18,6 +19,7 @@ from .operators import KERNELS
 from .presets import DENOISE_PRESETS, INPAINT_PRESETS, RESTORE_PRESETS
 from .stopping import STOP_RULES
 from .tasks import SCALES
+from .tasks.features import PRIORS
 
 DEVICE = click.option(
     "--device",
@@ -199,7 +201,7 @@ def fit_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _submit(
     task: str,
-    input_path: str,
+    input_path: str | None,
     *,
     options: dict[str, Any],
     preset: str | None,
@@ -240,8 +242,12 @@ def _execute(
     task, options = checked.task, checked.options
     for path in job.inputs.values():
         _existing_file(path)
-    source = Path(job.inputs["image"])
-    out_path = Path(output) if output else default_output(source, task.output_tag(options))
+    if output is None and "image" not in job.inputs:
+        raise UserError(f"{task.name} makes an image from nothing: name it with -o OUTPUT")
+    if output is not None:
+        out_path = Path(output)
+    else:
+        out_path = default_output(Path(job.inputs["image"]), task.output_tag(options))
     check_writable(out_path, force=force)
     report_file = Path(report_path) if report_path else None
     _check_new_file(report_file, force)
@@ -454,6 +460,101 @@ def flash(flash_path: str, no_flash_path: str, **common: Any) -> int:
     """Flash / no-flash: the no-flash shot's light with the flash shot's detail."""
     inputs: dict[str, str | None] = {"flash": flash_path}
     return _submit("flash", no_flash_path, options={}, preset=None, inputs=inputs, common=common)
+
+
+def feature_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The classifier to look into and the prior (invert and maximize)."""
+    options = [
+        click.option(
+            "--net",
+            type=click.Choice(list(CLASSIFIERS)),
+            default="alexnet",
+            show_default=True,
+            help="The classifier (torchvision's layout; its weights are not downloaded).",
+        ),
+        click.option(
+            "--weights",
+            default=None,
+            metavar="FILE|random",
+            help="The network's weights (torchvision's file, e.g. alexnet-owt-7be5be79.pth); "
+            "default: torchvision's cache under $TORCH_HOME; 'random': untrained (seed 0).",
+        ),
+        click.option(
+            "--prior",
+            type=click.Choice(list(PRIORS)),
+            default="dip",
+            show_default=True,
+            help="dip: the deep image prior; tv: the pixels fitted with a TV-norm penalty.",
+        ),
+        click.option(
+            "--tv-weight",
+            type=click.FloatRange(min=0),
+            default=0.05,
+            show_default=True,
+            help="The TV penalty's weight (with --prior tv).",
+        ),
+    ]
+    return _apply(function, options)
+
+
+def _weights(value: str | None) -> str | None:
+    return value if value in (None, "random") else str(Path(value).absolute())
+
+
+@cli.command()
+@click.argument("input_path", metavar="IMAGE", type=click.Path())
+@click.option(
+    "--layer",
+    default="fc6",
+    show_default=True,
+    help="conv1…conv5, fc6, fc7, fc8 (AlexNet, the paper's names), or a module path (features.29).",
+)
+@feature_options
+@fit_options
+def invert(
+    input_path: str,
+    layer: str,
+    net: str,
+    weights: str | None,
+    prior: str,
+    tv_weight: float,
+    **common: Any,
+) -> int:
+    """The natural pre-image of IMAGE's features at a layer of a classifier."""
+    options: dict[str, Any] = {"net": net, "layer": layer, "weights": _weights(weights)}
+    options |= {"prior": prior, "tv_weight": tv_weight}
+    return _submit("invert", input_path, options=options, preset=None, inputs={}, common=common)
+
+
+@cli.command()
+@click.option("--layer", default="fc8", show_default=True, help="As for invert.")
+@click.option(
+    "--unit", type=click.IntRange(min=0), default=0, show_default=True, help="The unit (channel)."
+)
+@click.option(
+    "--size",
+    type=click.IntRange(16, 1024),
+    default=227,
+    show_default=True,
+    help="The image's side.",
+)
+@feature_options
+@fit_options
+def maximize(
+    layer: str,
+    unit: int,
+    size: int,
+    net: str,
+    weights: str | None,
+    prior: str,
+    tv_weight: float,
+    **common: Any,
+) -> int:
+    """An image that maximises one unit of a classifier (activation maximisation); needs -o."""
+    options: dict[str, Any] = {"net": net, "layer": layer, "unit": unit, "size": size}
+    options["prior"] = prior
+    options |= {"weights": _weights(weights), "tv_weight": tv_weight}
+    return _submit("maximize", None, options=options, preset=None, inputs={}, common=common)
 
 
 @cli.command(name="run")

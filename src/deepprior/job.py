@@ -71,8 +71,8 @@ class Job:
             or not 0 <= self.average < 1
         ):
             raise UserError(f"average must lie in [0, 1), got {self.average!r}")
-        if not isinstance(self.inputs, dict) or "image" not in self.inputs:
-            raise UserError("a job needs an input image: inputs={'image': PATH_OR_ARRAY}")
+        if not isinstance(self.inputs, dict):
+            raise UserError("a job's inputs are a dict: inputs={'image': PATH_OR_ARRAY}")
 
     def with_seed(self, seed: int) -> Job:
         return replace(self, seed=seed)

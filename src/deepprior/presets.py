@@ -206,6 +206,66 @@ FLASH_PRESETS: dict[str, Preset] = {
 }
 
 
+FEATURES_SOURCE = "DmitryUlyanov/deep-image-prior @042e0d4"
+_SIX_LEVELS = (16, 32, 64, 128, 128, 128)
+# Mahendran & Vedaldi's TV-norm prior, for comparison: the pixels fitted directly with a TV
+# penalty (its weight is the task's ``tv_weight``).
+_TV = Preset(
+    name="tv",
+    source="Mahendran & Vedaldi (IJCV 2016), the TV-norm prior: pixels fitted directly with "
+    "Adam, lr 0.01, at most 3100 steps (deepprior's settings for their method)",
+    net="pixels",
+    code_channels=1,
+    lr=0.01,
+    steps=3100,
+    input_noise=0.0,
+    average_decay=None,
+    backtrack_db=None,
+)
+INVERT_PRESETS: dict[str, Preset] = {
+    "authors": Preset(
+        name="authors",
+        source=f"{FEATURES_SOURCE}, feature_inversion-AlexNet.ipynb (fc6): 6 levels "
+        "16–128, skip-ch 4, filters 7, 7, 5, 5, 3, 3, average pooling, zero padding, lr 0.001, "
+        "3100 steps, no jitter",
+        net_options={
+            "down": _SIX_LEVELS,
+            "up": _SIX_LEVELS,
+            "skip": (4,) * 6,
+            "filter_down": (7, 7, 5, 5, 3, 3),
+            "filter_up": (7, 7, 5, 5, 3, 3),
+            "downsample": "avg",
+            "padding": "zero",
+        },
+        lr=0.001,
+        steps=3100,
+        input_noise=0.0,
+        average_decay=None,
+        backtrack_db=None,
+    ),
+    "tv": _TV,
+}
+MAXIMIZE_PRESETS: dict[str, Preset] = {
+    "authors": Preset(
+        name="authors",
+        source=f"{FEATURES_SOURCE}, activation_maximization.ipynb: 6 levels 16–128, "
+        "skip-ch [0, 4, 4, 4, 4, 4], average pooling, lr 0.01, 3100 steps, jitter 0.03",
+        net_options={
+            "down": _SIX_LEVELS,
+            "up": _SIX_LEVELS,
+            "skip": (0, 4, 4, 4, 4, 4),
+            "downsample": "avg",
+        },
+        lr=0.01,
+        steps=3100,
+        input_noise=0.03,
+        average_decay=None,
+        backtrack_db=None,
+    ),
+    "tv": _TV,
+}
+
+
 def get_preset(table: dict[str, Preset], name: str) -> Preset:
     from .errors import UserError
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .callbacks import ExponentialAverage, History, Progress, Snapshots
 from .canvas import padded_layout, to_numpy, to_tensor
@@ -27,7 +28,7 @@ from .inputs import build_code, code_channels
 from .io import MAX_PIXELS, Picture
 from .job import Job
 from .metrics import psnr, ssim
-from .nets import build_net, count_parameters, min_side, size_multiple
+from .nets import SIZED_NETS, build_net, count_parameters, min_side, size_multiple
 from .presets import Preset
 from .report import Report, versions
 from .stopping import STOP_RULES, Stopping, StoppingRule, plan_steps
@@ -93,6 +94,8 @@ def prepare(job: Job) -> Checked:
     job.check()
     task = get_task(job.task)
     options = task.resolve_options(job.options)
+    if task.needs_image and "image" not in job.inputs:
+        raise UserError("a job needs an input image: inputs={'image': PATH_OR_ARRAY}")
     unknown = sorted(set(job.inputs) - {"image", *task.inputs})
     if unknown:
         raise UserError(
@@ -205,14 +208,15 @@ def run(
             }
             for index, f in enumerate(fits)
         ]
-    if reference is not None and any(f.result.steps_run for f in fits):
-        report.metrics = _quality(picture.pixels, reference)
-        if job.runs == 1:
+    if any(f.result.steps_run for f in fits):
+        metrics = _quality(picture.pixels, reference)
+        if reference is not None and job.runs == 1:
             key = "psnr_average" if last.result.average is not None else "psnr"
             best = last.history.best(key)
             if best is not None:
-                report.metrics["best_along_run"] = best
-        report.metrics.update(task.metrics(problem, picture.pixels))
+                metrics["best_along_run"] = best
+        metrics.update(task.metrics(problem, picture.pixels))
+        report.metrics = metrics or None
     return Outcome(picture, image, report, last.result, last.history, last.rule)
 
 
@@ -259,11 +263,13 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
     source = problem.code_source
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        sized = {"size": (height, width)} if preset.net in SIZED_NETS else {}
         net = build_net(
             preset.net,
             code_channels(preset.code, preset.code_channels, source),
             problem.out_channels,
             **preset.net_options,
+            **sized,
         )
     padded_h, padded_w, top, left = padded_layout(height, width, size_multiple(net), min_side(net))
     z = build_code(
@@ -288,6 +294,8 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
     stopping = setup.stopping
     if problem.data_term is not None:
         data_term = problem.data_term
+        if isinstance(data_term, nn.Module):
+            data_term = data_term.to(device)
     else:
         weight = stopping.train_weight if stopping is not None else None
         data_term = MSE(y, operator, weight)

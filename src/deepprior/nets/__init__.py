@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from .pixels import PixelImage
 from .resnet import ResNet
 from .skip import SkipConfig, SkipNet
 from .unet import UNet
@@ -29,7 +30,10 @@ NETS: dict[str, NetFactory] = {
     "hourglass": _hourglass,
     "unet": UNet,
     "resnet": ResNet,
+    "pixels": PixelImage,
 }
+# Networks built for one image size: their factory takes ``size=(height, width)``.
+SIZED_NETS = frozenset({"pixels"})
 
 
 def build_net(name: str, in_channels: int, out_channels: int, **options: Any) -> nn.Module:
@@ -55,6 +59,7 @@ def count_parameters(net: nn.Module) -> int:
 
 __all__ = [
     "NETS",
+    "SIZED_NETS",
     "ResNet",
     "SkipConfig",
     "SkipNet",

@@ -9,13 +9,14 @@ from __future__ import annotations
 from ..errors import UserError
 from .base import Problem, Task, load_picture
 from .denoise import DENOISE
+from .features import INVERT, MAXIMIZE
 from .flash import FLASH
 from .inpaint import INPAINT
 from .restore import RESTORE
 from .sr import SCALES, SUPER_RESOLVE
 
 TASKS: dict[str, Task] = {
-    task.name: task for task in (DENOISE, SUPER_RESOLVE, INPAINT, RESTORE, FLASH)
+    task.name: task for task in (DENOISE, SUPER_RESOLVE, INPAINT, RESTORE, FLASH, INVERT, MAXIMIZE)
 }
 
 

@@ -82,8 +82,11 @@ class Task:
         output_tag: how a default output is named (``photo.<tag>.png``), from the options.
         build: the job and its options -> the :class:`Problem` (operator, observation, code).
         finish: the fitted pixels (H×W×C) -> the output Picture (alpha, known pixels, ...).
-        metrics: the task's own figures against the reference, from the finished pixels.
+        metrics: the task's own figures (against the reference, when there is one), from the
+            finished pixels.
         inputs: the input names the task reads besides ``image``.
+        needs_image: False for a task that makes an image from nothing (activation
+            maximisation).
     """
 
     name: str
@@ -96,6 +99,7 @@ class Task:
     finish: Callable[[Problem, np.ndarray], Picture] = _keep
     metrics: Callable[[Problem, np.ndarray], dict[str, Any]] = _no_metrics
     inputs: tuple[str, ...] = ("reference",)
+    needs_image: bool = True
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """The task's options with defaults filled in; an unknown one is a :class:`UserError`."""
