@@ -246,3 +246,19 @@ def test_a_guard_sends_the_fit_back_to_its_last_good_state():
     )
     assert backtracking.guard_fired > 0
     assert max(seen) <= 0.6
+
+
+def test_a_flash_fit_stuck_off_colour_restarts_from_another_seed_at_half_the_rate(
+    photo, monkeypatch
+):
+    monkeypatch.setattr("deepprior.tasks.flash.MAX_COLOUR_DRIFT", -1.0)  # nothing ever passes
+    monkeypatch.setattr("deepprior.runner.GUARD_ARM_WITHIN", 20)
+    clean = photo(32)
+    result, report = deepprior.flash(
+        clean, clean[:, :, ::-1].copy(), steps=60, seed=5, device="cpu"
+    )
+    restarts = report["collapse_guard"]["restarts"]
+    assert [r["seed"] for r in restarts] == [5, 5 + 7919, 5 + 2 * 7919]
+    assert [r["lr"] for r in restarts] == [0.1, 0.05, 0.025]
+    assert all(r["steps_run"] <= 21 and r["why"] == "no output passed the guard" for r in restarts)
+    assert result.shape == clean.shape  # the last attempt's result is still returned

@@ -68,6 +68,9 @@ class Backtracking:
     pending update is dropped, and the learning rate is multiplied by ``lr_factor`` so that
     the retry takes a different path. A check the guard fails is never snapshotted, so the
     guard is armed only once an output has passed it; ``guard_fired`` counts its restores.
+    A fit whose outputs have failed the guard at every check up to step ``arm_within`` has
+    no good state to go back to: it is ended, and ``stuck_at`` says when (the runner then
+    starts it afresh).
     """
 
     def __init__(
@@ -76,12 +79,15 @@ class Backtracking:
         lr_factor: float = 0.5,
         every: int = 10,
         guard: Callable[[Tensor], bool] | None = None,
+        arm_within: int | None = None,
     ):
         self.factor = math.inf if drop_db is None else 10 ** (drop_db / 10)
         self.lr_factor = lr_factor
         self.every = every
         self.guard = guard
+        self.arm_within = arm_within
         self.guard_fired = 0
+        self.stuck_at: int | None = None
         self._last_loss: float | None = None
         self._saved: dict[str, Any] = {}
 
@@ -103,6 +109,8 @@ class Backtracking:
             self.guard_fired += drifted and not collapsed
             return True
         if drifted:
+            if self.arm_within is not None and state.step >= self.arm_within:
+                self.stuck_at, state.stop = state.step, True  # never good: end, to restart
             return False  # not a good state: nothing to keep
         self._last_loss = value
         self._saved = {

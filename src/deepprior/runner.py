@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,14 @@ class Outcome:
         return self.result.interrupted
 
 
+# A guarded fit none of whose outputs has passed the guard by this step is stuck: on the
+# flash/no-flash cave pair (1/12 size, seeds 0-5) good runs pass it by step 20-100, and
+# stuck ones stay red to the end (1/6 size: 2 of 5 seeds).
+GUARD_ARM_WITHIN = 150
+MAX_RESTARTS = 3
+RESTART_SEED_STEP = 7919  # a stuck fit restarts from seed + this
+
+
 @dataclass(frozen=True)
 class _Setup:
     """What every fit of one job shares (all but the seed and the label)."""
@@ -77,6 +85,8 @@ class _Fit:
     rule: StoppingRule | None
     fields: dict[str, Any]
     guard_fired: int = 0
+    stuck_at: int | None = None
+    restarts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -169,7 +179,7 @@ def run(
     fits: list[_Fit] = []
     for index in range(job.runs):
         label = task.name if job.runs == 1 else f"{task.name} {index + 1}/{job.runs}"
-        fits.append(_fit_once(setup, label, seed + 1000 * index))
+        fits.append(_fit_guarded(setup, label, seed + 1000 * index))
         if fits[-1].result.interrupted:
             break
     finished = [f for f in fits if f.result.steps_run] or fits  # an interrupted run may have none
@@ -192,10 +202,13 @@ def run(
         sections=problem.sections,
     )
     if problem.guard is not None:
-        fired = sum(f.guard_fired for f in fits)
         report.sections = {
             **problem.sections,
-            "collapse_guard": {"rule": problem.guard_rule, "fired": fired},
+            "collapse_guard": {
+                "rule": problem.guard_rule,
+                "fired": sum(f.guard_fired for f in fits),
+                "restarts": [restart for f in fits for restart in f.restarts],
+            },
         }
     reference = problem.reference
     if job.runs > 1:
@@ -256,6 +269,35 @@ def _stopping_summary(setup: _Setup, rule: StoppingRule | None) -> dict[str, Any
     return {"steps": "auto", "cap": steps, **stopping.describe(), **rule.summary()}
 
 
+def _fit_guarded(setup: _Setup, label: str, seed: int) -> _Fit:
+    """One fit; a fit the problem's guard found stuck (no good state by ``GUARD_ARM_WITHIN``
+    steps, or a final output that fails it) starts afresh from another seed at half the
+    learning rate, ``MAX_RESTARTS`` times at most."""
+    attempt = _fit_once(setup, label, seed)
+    guard, restarts = setup.problem.guard, []
+    for restart in range(1, MAX_RESTARTS + 1):
+        if attempt.result.interrupted or not attempt.result.steps_run:
+            break
+        failed = guard is not None and guard(to_tensor(attempt.image))
+        if attempt.stuck_at is None and not failed:
+            break
+        preset = replace(setup.preset, lr=setup.preset.lr * 0.5**restart)
+        restarts.append(
+            {
+                "seed": seed,
+                "lr": setup.preset.lr * 0.5 ** (restart - 1),
+                "steps_run": attempt.result.steps_run,
+                "why": "no output passed the guard"
+                if attempt.stuck_at
+                else "final output failed it",
+            }
+        )
+        seed += RESTART_SEED_STEP
+        attempt = _fit_once(replace(setup, preset=preset), f"{label} (restart {restart})", seed)
+    attempt.restarts = restarts
+    return attempt
+
+
 def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
     """One fit from ``seed``: net and code built, memory planned, the fit run."""
     problem, preset, device = setup.problem, setup.preset, setup.device
@@ -313,7 +355,8 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
     ]
     backtracking = None
     if preset.backtrack_db is not None or problem.guard is not None:
-        backtracking = Backtracking(preset.backtrack_db, guard=problem.guard)
+        arm_within = GUARD_ARM_WITHIN if problem.guard is not None else None
+        backtracking = Backtracking(preset.backtrack_db, guard=problem.guard, arm_within=arm_within)
     result = fit(
         net,
         z,
@@ -343,4 +386,5 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
         "padded_size": [padded_h, padded_w],
     }
     fired = backtracking.guard_fired if backtracking is not None else 0
-    return _Fit(image, result, history, rule, fields, fired)
+    stuck_at = backtracking.stuck_at if backtracking is not None else None
+    return _Fit(image, result, history, rule, fields, fired, stuck_at)
