@@ -163,3 +163,49 @@ def test_inpaint_examples_script_uses_the_masks_preset_and_saves_panels(photo, t
     assert abs(entry["hole_share"] - 0.25) < 1e-6
     panels = read_image(saved / "vase_side_by_side.png")
     assert panels.width > 3 * 64 and (saved / "vase_inpainted.png").exists()
+
+
+def test_restore_benchmark_compares_with_classical_methods(photo, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_image(folder / "astronaut.png", Picture(photo(40)))
+    for task, methods in (
+        ("deblur", {"blurred input", "Richardson-Lucy", "Wiener", "deepprior"}),
+        ("demosaic", {"OpenCV bilinear", "OpenCV VNG", "OpenCV EA", "deepprior"}),
+    ):
+        out = tmp_path / f"{task}.json"
+        argv = (task, str(folder), "--crop", "32", "--max-steps", "3", "--json", str(out))
+        stdout = run_script(str(BENCHMARKS / "restore.py"), *argv)
+        assert "commit" in stdout and "mean deepprior" in stdout
+        (entry,) = json.loads(out.read_text())["results"]
+        assert set(entry["methods"]) == methods
+
+
+def test_flash_benchmark_reports_the_guard(photo, tmp_path):
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    write_image(folder / "a_flash.png", Picture(photo(32)))
+    write_image(folder / "a_noflash.png", Picture(photo(32) * 0.5))
+    out = tmp_path / "flash.json"
+    argv = (str(folder), "--shrink", "1", "--seeds", "0", "--steps", "3", "--json", str(out))
+    stdout = run_script(str(BENCHMARKS / "flash.py"), *argv, "--out", str(tmp_path / "pics"))
+    assert "collapse guard acted in" in stdout
+    (entry,) = json.loads(out.read_text())["results"]
+    assert entry["steps_run"] == 3 and "restarts" in entry
+    assert (tmp_path / "pics" / "flash_seed0.png").exists()
+
+
+def test_invert_benchmark_covers_layers_and_priors(photo, tmp_path):
+    write_image(tmp_path / "building.png", Picture(photo(64)))
+    out = tmp_path / "invert.json"
+    argv = [str(tmp_path / "building.png"), "--size", "64", "--steps", "2", "--json", str(out)]
+    argv += ["--layers", "conv1", "fc8", "--out", str(tmp_path / "grid")]
+    run_script(str(BENCHMARKS / "invert.py"), *argv)
+    results = json.loads(out.read_text())["results"]
+    assert [(r["layer"], r["prior"]) for r in results] == [
+        ("conv1", "dip"),
+        ("conv1", "tv"),
+        ("fc8", "dip"),
+        ("fc8", "tv"),
+    ]
+    assert read_image(tmp_path / "grid" / "grid.png").pixels.shape == (128, 128, 3)

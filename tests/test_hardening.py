@@ -138,6 +138,7 @@ CATALOGUE = {
     "unknown Bayer pattern": ["restore", "{d}/in.png", "--degradation", "bayer:rgbg"],
     "Bayer of an RGB image": ["restore", "{d}/in.png", "--degradation", "bayer:rggb"],
     "motion blur without an angle": ["restore", "{d}/in.png", "--degradation", "blur:motion:9"],
+    "Gaussian blur without a sigma": ["restore", "{d}/in.png", "--degradation", "blur:gaussian"],
     "flash and no-flash of different sizes": [
         "flash",
         "--flash",

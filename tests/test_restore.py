@@ -62,6 +62,7 @@ def test_files_in_a_spec_are_made_absolute_for_replays(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = with_absolute_paths("blur:k.png+downsample:2+mask:m.png+blur:gaussian:1")
     assert spec == f"blur:{tmp_path}/k.png+downsample:2+mask:{tmp_path}/m.png+blur:gaussian:1"
+    assert with_absolute_paths("blur:gaussian+blur:motion") == "blur:gaussian+blur:motion"
 
 
 def test_kernel_and_mask_files_in_a_spec(tmp_path):

@@ -149,8 +149,8 @@ def _state_dict(name: str, weights: str | os.PathLike[str] | None) -> dict[str, 
     if not path.is_file():
         where = f"{path} does not exist" if weights is not None else f"not in {path.parent}"
         raise UserError(
-            f"{name}'s weights: {where}; pass weights=FILE (torchvision's {expected}), "
-            "or 'random' for an untrained network"
+            f"{name}'s weights: {where}; give the weights file (torchvision's {expected}) "
+            "as weights, or 'random' for an untrained network"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

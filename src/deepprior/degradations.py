@@ -114,7 +114,8 @@ def with_absolute_paths(spec: str) -> str:
     steps = []
     for step in spec.split("+"):
         name, _, rest = step.strip().partition(":")
-        is_file = (name == "blur" and rest and not rest.startswith(("gaussian:", "motion:"))) or (
+        kind = rest.partition(":")[0]
+        is_file = (name == "blur" and rest and kind not in ("gaussian", "motion")) or (
             name == "mask" and rest
         )
         steps.append(f"{name}:{Path(rest).absolute()}" if is_file else step.strip())
