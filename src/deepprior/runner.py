@@ -287,9 +287,9 @@ def _fit_guarded(setup: _Setup, label: str, seed: int) -> _Fit:
                 "seed": seed,
                 "lr": setup.preset.lr * 0.5 ** (restart - 1),
                 "steps_run": attempt.result.steps_run,
-                "why": "no output passed the guard"
-                if attempt.stuck_at
-                else "final output failed it",
+                "why": "final output failed it"
+                if attempt.stuck_at is None
+                else "no output passed the guard",
             }
         )
         seed += RESTART_SEED_STEP
