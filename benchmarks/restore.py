@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
@@ -40,15 +39,10 @@ from common import (
     save_json,
 )
 
+from deepprior.degradations import apply
 from deepprior.io import Picture, read_image
 from deepprior.metrics import psnr, ssim
-from deepprior.operators import Bayer, Blur, Operator, gaussian_kernel
-
-
-def apply(operator: Operator, image: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float()
-    with torch.no_grad():
-        return operator(x)[0].permute(1, 2, 0).numpy()
+from deepprior.operators import Bayer, Blur, gaussian_kernel
 
 
 def deblur_baselines(blurred: np.ndarray, kernel: np.ndarray, clean: np.ndarray, shave: int):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import deepprior
-from deepprior.degradations import GRAMMAR, parse, with_absolute_paths
+from deepprior.degradations import GRAMMAR, apply, parse, with_absolute_paths
 from deepprior.errors import UserError
 from deepprior.fitting import Backtracking, Callback, fit
 from deepprior.io import Picture, write_image
@@ -21,7 +21,6 @@ from deepprior.operators import (
     Downsample,
     Gray,
     Mask,
-    Operator,
     gaussian_kernel,
 )
 from deepprior.runner import run
@@ -31,12 +30,6 @@ from deepprior.tasks.flash import colour_guard
 @pytest.fixture(autouse=True)
 def _small(small_presets):
     """Every preset on the small test network (conftest)."""
-
-
-def _apply(operator: Operator, image: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float()
-    with torch.no_grad():
-        return operator(x)[0].permute(1, 2, 0).numpy()
 
 
 @pytest.mark.parametrize(
@@ -77,7 +70,7 @@ def test_kernel_and_mask_files_in_a_spec(tmp_path):
     chain = parse(f"mask:{tmp_path / 'm.png'}+blur:gaussian:1")
     assert [type(p) for p in chain.parts] == [Mask, Blur]
     image = np.ones((20, 20, 3), np.float32)
-    assert _apply(chain, image)[7, 7, 0] < 0.5  # the hole is dark before the blur
+    assert apply(chain, image)[7, 7, 0] < 0.5  # the hole is dark before the blur
 
 
 @pytest.mark.parametrize(
@@ -140,7 +133,7 @@ def test_a_degradation_that_does_not_fit_the_image_is_refused_before_the_fit(
 
 def test_deblurring_beats_the_blurred_input(photo):
     clean = photo(32)
-    blurred = _apply(Blur(gaussian_kernel(1.5)), clean)
+    blurred = apply(Blur(gaussian_kernel(1.5)), clean)
     restored, report = deepprior.restore(
         blurred, "blur:gaussian:1.5", steps=300, average=0, seed=0, device="cpu", reference=clean
     )
@@ -151,21 +144,21 @@ def test_deblurring_beats_the_blurred_input(photo):
 
 def test_demosaicking_gives_colour_that_explains_the_mosaic(photo):
     clean = photo(32)
-    mosaic = _apply(Bayer("rggb"), clean)[:, :, 0]
+    mosaic = apply(Bayer("rggb"), clean)[:, :, 0]
     restored, _ = deepprior.restore(
         mosaic, "bayer:rggb", steps=150, average=0, seed=0, device="cpu"
     )
     assert restored.shape == (32, 32, 3)
     naive = np.repeat(mosaic[:, :, None], 3, axis=2)  # the mosaic shown as gray
     assert psnr(restored, clean) > psnr(naive, clean) + 3.0
-    assert psnr(_apply(Bayer("rggb"), restored)[:, :, 0], mosaic) > 25  # it explains the input
+    assert psnr(apply(Bayer("rggb"), restored)[:, :, 0], mosaic) > 25  # it explains the input
 
 
 def test_colourisation_keeps_the_gray_it_was_given(photo):
     gray = photo(32, gray=True)
     restored, _ = deepprior.restore(gray, "gray", steps=150, average=0, seed=0, device="cpu")
     assert restored.shape == (32, 32, 3)
-    assert psnr(_apply(Gray(), restored)[:, :, 0], gray) > 25
+    assert psnr(apply(Gray(), restored)[:, :, 0], gray) > 25
 
 
 def test_any_function_or_module_is_a_degradation(photo):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .canvas import to_numpy, to_tensor
 from .errors import UserError
 from .operators import (
     BAYER_PATTERNS,
@@ -147,3 +148,9 @@ def check_fits(operator: Operator, observed: tuple[int, int, int], spec: str) ->
             + (f" ({detail})" if detail else "")
             + "; bayer and gray take a one-channel image, mask:FILE one of the image's size"
         )
+
+
+def apply(operator: Operator, pixels: np.ndarray) -> np.ndarray:
+    """A degradation applied to an H×W×C image in [0, 1] (to simulate one): H'×W'×C'."""
+    with torch.no_grad():
+        return to_numpy(operator(to_tensor(np.asarray(pixels, np.float32))))
