@@ -146,8 +146,9 @@ def test_any_module_is_a_classifier_by_module_path(photo):
         ),
         (lambda img: deepprior.maximize("alexnet", "fc8", 1, weights="random", size=8), "size"),
         (lambda img: deepprior.invert(img, "alexnet", "fc6", weights="random"), "too small"),
+        (lambda img: deepprior.invert(img, nn.Sequential(nn.Threshold(1e9, 0.0)), "0"), "all zero"),
     ],
-    ids=["layer", "network", "prior", "unit", "size", "too small"],
+    ids=["layer", "network", "prior", "unit", "size", "too small", "zero features"],
 )
 def test_feature_mistakes_are_the_package_error(photo, call, message):
     with pytest.raises(UserError, match=message):

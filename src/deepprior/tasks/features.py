@@ -49,11 +49,12 @@ class FeatureMatch(nn.Module):
         super().__init__()
         self.features = features
         self.register_buffer("target", target, persistent=False)
+        self.norm = float(target.square().sum())
         self.tv_weight = tv_weight
 
     def relative_error(self, image: Tensor) -> Tensor:
         target: Tensor = self.get_buffer("target").to(image.device)
-        return (self.features(image) - target).square().sum() / target.square().sum()
+        return (self.features(image) - target).square().sum() / self.norm
 
     def forward(self, image: Tensor) -> Tensor:
         loss = self.relative_error(image)
@@ -85,6 +86,11 @@ def build_invert(job: Job, options: dict[str, Any]) -> Problem:
     picture = load_picture(job.inputs["image"])
     image = to_tensor(picture.pixels)
     target = _probe(features, image, options)
+    if not float(target.square().sum()) > 0:
+        raise UserError(
+            f"the image's features at {options['layer']} are all zero: there is nothing to "
+            "match; try an earlier layer or another image"
+        )
     return Problem(
         picture=picture,
         observation=image,
