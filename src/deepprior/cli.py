@@ -557,6 +557,63 @@ def maximize(
     return _submit("maximize", None, options=options, preset=None, inputs={}, common=common)
 
 
+@cli.group()
+def experiment() -> None:
+    """The paper's experiments."""
+
+
+@experiment.command()
+@click.argument("input_path", metavar="IMAGE", type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder for the results.")
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=2400, show_default=True, help="Steps per fit."
+)
+@click.option(
+    "--energy",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="The table gives the steps each target needs to reach this energy (MSE).",
+)
+@SEED
+@DEVICE
+@PRECISION
+@FORCE
+@QUIET
+def impedance(
+    input_path: str,
+    out_dir: str,
+    steps: int,
+    energy: float,
+    seed: int | None,
+    device: str,
+    precision: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """Noise impedance (Fig. 2): energy against step for IMAGE, IMAGE + noise, its pixels
+    shuffled, and white noise; writes impedance.csv and impedance.png into --out."""
+    from .engine import resolve_device
+    from .experiments.impedance import energy_curves, steps_to_reach, write_outputs
+    from .io import check_output_folder, read_image
+
+    folder = Path(out_dir)
+    check_output_folder(folder, ("impedance.csv", "impedance.png"), force=force)
+    resolve_device(device)
+    image = read_image(input_path).pixels
+    if not quiet:
+        click.echo(f"fitting 4 targets of {steps} steps each", err=True)
+    curves = energy_curves(image, steps=steps, seed=seed or 0, device=device, precision=precision)
+    written = write_outputs(curves, folder, force=force)
+    if not quiet:
+        click.echo(f"target           steps to energy {energy:g}   energy at {steps}")
+        for name, curve in curves.items():
+            reached = steps_to_reach(curve, energy)
+            click.echo(f"{name:<16} {reached if reached else 'never':>22}   {curve[-1][1]:.5f}")
+        click.echo(f"wrote {', '.join(map(str, written))}")
+    return 0
+
+
 @cli.command(name="run")
 @click.argument("job_path", metavar="REPORT_OR_JOB", type=click.Path())
 @click.option(

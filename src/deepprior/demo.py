@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
 from .figures import side_by_side
 from .io import Picture, write_image
 from .presets import DENOISE_PRESETS
@@ -37,22 +35,13 @@ def demo_image(size: int = SIZE) -> np.ndarray:
 
 
 def run_demo(out_dir: Path, *, steps: int | None, device: str, force: bool, quiet: bool) -> int:
+    from .engine import resolve_device
+    from .io import check_output_folder
     from .job import Job
     from .runner import run
 
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir} is a file; --out needs a folder")
-    clashes = [name for name in FILES if (out_dir / name).exists()]
-    if clashes and not force:
-        raise UserError(
-            f"{out_dir / clashes[0]} exists; pass --force to overwrite the demo's files"
-        )
-    from .engine import resolve_device
-
+    check_output_folder(out_dir, FILES, force=force)
     resolve_device(device)  # a missing GPU is refused before the folder is made
-    parent = next((p for p in (out_dir, *out_dir.parents) if p.exists()), Path("."))
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"cannot create {out_dir}: {parent} is not a writable folder")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -285,6 +285,19 @@ def check_writable(path: Path, *, force: bool) -> None:
     """Fail early, before any work, if the image ``path`` cannot or must not be written."""
     check_new_file(path, force=force)
     output_format(path)
+
+
+def check_output_folder(out_dir: Path, names: Sequence[str], *, force: bool) -> None:
+    """A folder of results can be made (or is there) and none of ``names`` in it would be
+    overwritten without ``force``; nothing is created."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir} is a file; --out needs a folder")
+    clashes = [name for name in names if (out_dir / name).exists()]
+    if clashes and not force:
+        raise UserError(f"{out_dir / clashes[0]} exists; pass --force to overwrite it")
+    parent = next((p for p in (out_dir, *out_dir.parents) if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create {out_dir}: {parent} is not a writable folder")
 
 
 def check_can_hold(path: Path, picture: Picture) -> None:
