@@ -601,9 +601,13 @@ def impedance(
     check_output_folder(folder, ("impedance.csv", "impedance.png"), force=force)
     resolve_device(device)
     image = read_image(input_path).pixels
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbelow(2**31)
     if not quiet:
-        click.echo(f"fitting 4 targets of {steps} steps each", err=True)
-    curves = energy_curves(image, steps=steps, seed=seed or 0, device=device, precision=precision)
+        click.echo(f"fitting 4 targets of {steps} steps each, seed {seed}", err=True)
+    curves = energy_curves(image, steps=steps, seed=seed, device=device, precision=precision)
     written = write_outputs(curves, folder, force=force)
     if not quiet:
         click.echo(f"target           steps to energy {energy:g}   energy at {steps}")
