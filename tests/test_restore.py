@@ -89,6 +89,10 @@ def test_kernel_and_mask_files_in_a_spec(tmp_path):
         "gray:3",
         "sharpen",
         "blur:gaussian:1++gray",
+        "blur:gaussian:1e9",
+        "blur:motion:1e9,0",
+        "blur:motion:15,nan",
+        "blur:motion:15,inf",
     ],
 )
 def test_a_spec_that_does_not_parse_is_one_clear_error(spec):
@@ -122,6 +126,7 @@ def test_bad_kernel_files_are_refused(tmp_path):
         ("blur:gaussian:8", "larger than"),
         ("gray", "does not fit"),
         ("bayer:rggb", "does not fit"),
+        ("downsample:99999", "MP limit"),
     ],
 )
 def test_a_degradation_that_does_not_fit_the_image_is_refused_before_the_fit(

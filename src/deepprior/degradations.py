@@ -35,13 +35,15 @@ GRAMMAR = (
 MAX_KERNEL_SIDE = 255
 
 
-def _number(text: str, what: str, spec: str) -> float:
+def _number(text: str, what: str, spec: str, *, low: float = 0, high: float = np.inf) -> float:
+    """A finite number in (low, high]; anything else is one line naming the spec."""
     try:
         value = float(text)
     except ValueError:
         raise UserError(f"degradation {spec!r}: {what} {text!r} is not a number") from None
-    if not np.isfinite(value) or value <= 0:
-        raise UserError(f"degradation {spec!r}: {what} must be positive, got {text}")
+    if not np.isfinite(value) or not low < value <= high:
+        bound = f"in ({low:g}, {high:g}]" if np.isfinite(high) else f"above {low:g}"
+        raise UserError(f"degradation {spec!r}: {what} must be {bound}, got {text}")
     return value
 
 
@@ -66,14 +68,15 @@ def _step(step: str, spec: str) -> Operator:
     if name == "blur":
         kind, _, value = rest.partition(":")
         if kind == "gaussian" and value:
-            return Blur(gaussian_kernel(_number(value, "sigma", spec)))
+            # 2·⌈3σ⌉ + 1 taps a side at most MAX_KERNEL_SIDE
+            sigma = _number(value, "sigma", spec, high=(MAX_KERNEL_SIDE - 1) // 6)
+            return Blur(gaussian_kernel(sigma))
         if kind == "motion" and "," in value:
             length, _, angle = value.partition(",")
-            try:
-                degrees = float(angle)
-            except ValueError:
-                raise UserError(f"degradation {spec!r}: angle {angle!r} is not a number") from None
-            return Blur(motion_kernel(_number(length, "length", spec), degrees))
+            degrees = _number(angle, "angle", spec, low=-360, high=360)
+            return Blur(
+                motion_kernel(_number(length, "length", spec, high=MAX_KERNEL_SIDE - 1), degrees)
+            )
         if kind not in ("gaussian", "motion") and rest:
             return Blur(kernel_from_file(Path(rest)))
     elif name == "downsample" and rest:
@@ -125,7 +128,14 @@ def with_absolute_paths(spec: str) -> str:
 
 def check_fits(operator: Operator, observed: tuple[int, int, int], spec: str) -> None:
     """Refuse a degradation that cannot have produced an observation of (C, H, W)."""
+    from .io import MAX_PIXELS
+
     source = operator.source_shape(observed)
+    if source[1] * source[2] > MAX_PIXELS:
+        raise UserError(
+            f"degradation {spec!r}: the result would be {source[2]}×{source[1]}, over the "
+            f"{MAX_PIXELS // 10**6} MP limit; use a smaller image or factor"
+        )
     for part in operator.parts if isinstance(operator, Compose) else [operator]:
         if isinstance(part, Blur) and (part.size[0] > source[1] or part.size[1] > source[2]):
             kh, kw = part.size
