@@ -2,8 +2,12 @@
 
 import csv
 
+import numpy as np
+
+from deepprior import masks
+from deepprior.experiments.architectures import compare
 from deepprior.experiments.impedance import steps_to_reach, targets
-from deepprior.io import Picture, write_image
+from deepprior.io import Picture, read_image, write_image
 
 
 def test_impedance_targets_keep_the_pixels_or_replace_them(photo):
@@ -40,3 +44,33 @@ def test_impedance_fits_the_natural_image_first_and_white_noise_last(
         )
         == 2
     )
+
+
+def test_architectures_share_the_holes_and_keep_the_known_pixels(photo, small_presets):
+    image = photo(32)
+    known = masks.random_pixels(32, 32, 0.5, seed=1)
+    rows, results = compare(image, known, steps=6, seed=0, device="cpu")
+    labels = [row.architecture for row in rows]
+    assert labels[-2:] == ["U-Net", "ResNet"] and any("+ skip" in label for label in labels)
+    assert len({row.parameters for row in rows}) == len(rows)  # six different networks
+    for row in rows:
+        result = results[row.architecture]
+        assert np.array_equal(result[known], image[known])
+        assert not np.array_equal(result[~known], image[~known])
+        assert row.steps == 6 and row.psnr > row.psnr_holes
+
+
+def test_architectures_command_writes_table_and_grid(run_cli, tmp_path, photo, small_presets):
+    write_image(tmp_path / "in.png", Picture(photo(32)))
+    out = tmp_path / "results"
+    argv = ["experiment", "architectures", str(tmp_path / "in.png"), "--out", str(out)]
+    assert run_cli(*argv, "--drop", "0.5", "--steps", "4", "--seed", "0", "--quiet") == 0
+    with (out / "architectures.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["architecture"] for row in rows][-2:] == ["U-Net", "ResNet"]
+    assert all(float(row["psnr"]) > 0 for row in rows)
+    table = (out / "architectures.md").read_text()
+    assert table.startswith("| architecture |") and table.count("\n| ") == len(rows)
+    grid = read_image(out / "architectures.png").pixels
+    assert grid.shape[1] > (len(rows) + 1) * 32  # the input and each result side by side
+    assert run_cli(*argv, "--drop", "0.5", "--steps", "1") == 2  # would overwrite

@@ -151,6 +151,27 @@ CATALOGUE = {
     "unit out of range": ["maximize", "--unit", "5000", "--weights", "random", "-o", "{d}/u.png"],
     "missing weights file": ["invert", "{d}/in.png", "--weights", "{d}/none.pth"],
     "image too small for the layer": ["invert", "{d}/in.png", "--weights", "random"],
+    "architectures without holes": ["experiment", "architectures", "{d}/in.png", "--out", "{d}/a"],
+    "architectures with mask and drop": [
+        "experiment",
+        "architectures",
+        "{d}/in.png",
+        "--mask",
+        "{d}/in.png",
+        "--drop",
+        "0.5",
+        "--out",
+        "{d}/a",
+    ],
+    "architectures mask of the wrong size": [
+        "experiment",
+        "architectures",
+        "{d}/in.png",
+        "--mask",
+        "{d}/rgba.png",
+        "--out",
+        "{d}/a",
+    ],
 }
 
 

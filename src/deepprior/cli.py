@@ -601,10 +601,7 @@ def impedance(
     check_output_folder(folder, ("impedance.csv", "impedance.png"), force=force)
     resolve_device(device)
     image = read_image(input_path).pixels
-    if seed is None:
-        import secrets
-
-        seed = secrets.randbelow(2**31)
+    seed = _drawn(seed)
     if not quiet:
         click.echo(f"fitting 4 targets of {steps} steps each, seed {seed}", err=True)
     curves = energy_curves(image, steps=steps, seed=seed, device=device, precision=precision)
@@ -616,6 +613,87 @@ def impedance(
             click.echo(f"{name:<16} {reached if reached else 'never':>22}   {curve[-1][1]:.5f}")
         click.echo(f"wrote {', '.join(map(str, written))}")
     return 0
+
+
+@experiment.command()
+@click.argument("input_path", metavar="IMAGE", type=click.Path())
+@click.option("--mask", "mask_path", type=click.Path(), help="Mask image: white = known pixel.")
+@click.option(
+    "--drop",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    help="Instead of a mask, hide this share of the pixels at random (the paper: 0.5).",
+)
+@click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder for the results.")
+@STEPS
+@SEED
+@DEVICE
+@PRECISION
+@FORCE
+@QUIET
+def architectures(
+    input_path: str,
+    mask_path: str | None,
+    drop: float | None,
+    out_dir: str,
+    steps: int | None,
+    seed: int | None,
+    device: str,
+    precision: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """Inpainting with different networks (Fig. 8): encoder-decoders of depth 2, 4 and 6,
+    depth 6 with skip connections, the U-Net and the ResNet fill the same holes of IMAGE
+    (intact: it is the reference). Writes a PSNR table (CSV, Markdown) and an image grid."""
+    from . import masks
+    from .engine import resolve_device
+    from .experiments.architectures import OUTPUT_NAMES, compare, markdown, write_outputs
+    from .io import check_output_folder, read_image
+
+    if mask_path is not None and drop is not None:
+        raise UserError("mark the holes with --mask or with --drop, not both")
+    folder = Path(out_dir)
+    check_output_folder(folder, OUTPUT_NAMES, force=force)
+    resolve_device(device)
+    image = read_image(input_path).pixels
+    seed = _drawn(seed)
+    height, width = image.shape[:2]
+    if mask_path is not None:
+        known = masks.from_mask_image(read_image(mask_path).pixels)
+    elif drop is not None:
+        known = masks.random_pixels(height, width, drop, seed)
+    else:
+        raise UserError("mark the holes: --mask MASK, or --drop 0.5 to hide half the pixels")
+    known = masks.validate(known, height, width)
+
+    def announce(label: str, count: int) -> None:
+        if not quiet:
+            click.echo(f"{label}: {count} steps, seed {seed}", err=True)
+
+    rows, results = compare(
+        image,
+        known,
+        steps=steps,
+        seed=seed,
+        on_start=announce,
+        device=device,
+        precision=precision,
+    )
+    written = write_outputs(rows, results, image * known[:, :, None], folder, force=force)
+    if not quiet:
+        click.echo(markdown(rows), nl=False)
+        click.echo(f"wrote {', '.join(map(str, written))}")
+    return 0
+
+
+def _drawn(seed: int | None) -> int:
+    """The seed given, or one drawn at random (printed by the caller)."""
+    if seed is not None:
+        return seed
+    import secrets
+
+    return secrets.randbelow(2**31)
 
 
 @cli.command(name="run")
