@@ -30,34 +30,11 @@ from common import (
     save_json,
 )
 
+from deepprior.baselines import bm3d_installed, denoise_bm3d, denoise_nlm
 from deepprior.io import Picture, read_image
 from deepprior.metrics import psnr
 from deepprior.presets import DENOISE_PRESETS
 from deepprior.synthetic import add_noise
-
-
-def nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
-    from skimage.restoration import denoise_nl_means
-
-    return denoise_nl_means(
-        noisy,
-        h=0.8 * sigma,
-        sigma=sigma,
-        fast_mode=True,
-        patch_size=5,
-        patch_distance=6,
-        channel_axis=-1,
-    )
-
-
-def bm3d_or_none(noisy: np.ndarray, sigma: float) -> np.ndarray | None:
-    try:
-        import bm3d
-    except ImportError:
-        return None
-    return np.asarray(
-        bm3d.bm3d_rgb(noisy, sigma) if noisy.shape[2] == 3 else bm3d.bm3d(noisy, sigma)
-    )
 
 
 def at_step(history: list[dict[str, float]], step: int, key: str) -> float | None:
@@ -146,7 +123,7 @@ def run_one(
     report = outcome.report
     history = report.history or []
     best = max((r for r in history if "psnr_average" in r), key=lambda r: r["psnr_average"])
-    bm3d = bm3d_or_none(noisy, sigma)
+    bm3d = denoise_bm3d(noisy, sigma) if bm3d_installed() else None
     return {
         "image": name,
         "seed": seed,
@@ -162,7 +139,7 @@ def run_one(
         "best_average": {"psnr": best["psnr_average"], "step": best["step"]},
         "best_last": max(r["psnr"] for r in history),
         "final": report.metrics,
-        "nlm": psnr(nlm(noisy, sigma), clean),
+        "nlm": psnr(denoise_nlm(noisy, sigma), clean),
         "bm3d": psnr(bm3d, clean) if bm3d is not None else None,
         "precision": report.precision,
         "stopping": report.stopping,

@@ -50,6 +50,7 @@ ENGINE = click.option(
     show_default=True,
     help="'reference': the plain eager fp32 loop, kept to measure speed-ups against.",
 )
+DEFAULT_DATA = "../shared/data"
 STEPS = click.option(
     "--steps",
     type=click.IntRange(min=1),
@@ -684,6 +685,80 @@ def architectures(
     if not quiet:
         click.echo(markdown(rows), nl=False)
         click.echo(f"wrote {', '.join(map(str, written))}")
+    return 0
+
+
+@cli.command()
+@click.option(
+    "--quick",
+    "plan",
+    flag_value="quick",
+    default=True,
+    help="A CPU proxy (crops, 3 images a table, automatic stopping): under 30 minutes.",
+)
+@click.option("--full", "plan", flag_value="full", help="The paper's setting; for a GPU.")
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False),
+    default=None,
+    help=f"Folder holding CBM3D/, Set5/ and Heide11/ (and Set14/) [default: {DEFAULT_DATA}].",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for report.md, its plots and the finished cells [default: reproduce-PLAN].",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=MAX_SEED - 1 - 1000),
+    default=0,
+    show_default=True,
+    help="Seed of the noise, the masks and the fits.",
+)
+@DEVICE
+@PRECISION
+@FORCE
+@QUIET
+def reproduce(
+    plan: str,
+    data: str | None,
+    out_dir: str | None,
+    seed: int,
+    device: str,
+    precision: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """The paper's tables: denoising (CBM3D, sigma 25), super-resolution x4 (Set5, Set14) and
+    inpainting of 50 % of pixels (Heide-11), with NLM, BM3D, bicubic and biharmonic beside
+    them; writes report.md. Run the same command again to resume an interrupted run."""
+    from .experiments.reproduce import PLANS
+    from .experiments.reproduce import reproduce as run_reproduction
+
+    if data is None:
+        if not Path(DEFAULT_DATA).is_dir():
+            raise UserError(
+                f"no --data given and {DEFAULT_DATA} does not exist; give the folder that holds "
+                "CBM3D/, Set5/ and Heide11/"
+            )
+        data = DEFAULT_DATA
+    out = Path(out_dir or f"reproduce-{plan}")
+    command = " ".join(["deepprior", *sys.argv[1:]]) if sys.argv else "deepprior reproduce"
+    report = run_reproduction(
+        Path(data),
+        out,
+        PLANS[plan],
+        seed=seed,
+        force=force,
+        quiet=quiet,
+        device=device,
+        precision=precision,
+        command=command,
+    )
+    if not quiet:
+        click.echo(f"wrote {report}")
     return 0
 
 
