@@ -425,5 +425,7 @@ def reproduce(
     finally:
         bar.close()
         elapsed = time.perf_counter() - started
-        write_report(out, plan, found, store.done, command, elapsed, data=config["data"], seed=seed)
+        write_report(
+            out, plan, found, store.done, command, elapsed, data=str(data.resolve()), seed=seed
+        )
     return out / REPORT_NAME
