@@ -264,3 +264,13 @@ def test_every_commands_help_prints_as_written(run_cli, command, capsys):
     assert run_cli(command, "--help") == 0
     text = capsys.readouterr().out
     assert "Usage:" in text and "%%" not in text  # click prints help text as it is
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("2.5m", 150.0)],
+)
+def test_durations_read_as_seconds(text, seconds):
+    from deepprior.cli import Duration
+
+    assert Duration().convert(text, None, None) == seconds

@@ -151,6 +151,8 @@ CATALOGUE = {
     "unit out of range": ["maximize", "--unit", "5000", "--weights", "random", "-o", "{d}/u.png"],
     "missing weights file": ["invert", "{d}/in.png", "--weights", "{d}/none.pth"],
     "image too small for the layer": ["invert", "{d}/in.png", "--weights", "random"],
+    "time limit that is not a duration": ["denoise", "{d}/in.png", "--time-limit", "5x"],
+    "time limit of zero": ["denoise", "{d}/in.png", "--time-limit", "0s"],
     "reproduce from a folder without datasets": ["reproduce", "--data", "{d}", "--out", "{d}/r"],
     "reproduce from a missing folder": ["reproduce", "--data", "{d}/none", "--out", "{d}/r"],
     "architectures without holes": ["experiment", "architectures", "{d}/in.png", "--out", "{d}/a"],

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -49,6 +50,9 @@ def test_a_job_round_trips_through_json_exactly(fast):
         ({"inputs": {"image": "a.png", "mask": "m.png"}}, "denoise takes no input mask"),
         ({"task": "deblur"}, "unknown task"),
         ({"stop": "never"}, "unknown stopping rule"),
+        ({"time_limit": 0}, "time_limit must be a positive number"),
+        ({"time_limit": float("inf")}, "time_limit must be a positive number"),
+        ({"time_limit": "5m"}, "time_limit must be a positive number"),
     ],
 )
 def test_a_job_no_run_could_take_is_refused_before_any_work(noisy32, change, message):
@@ -160,3 +164,43 @@ def test_import_and_help_load_no_scipy_or_scikit_image():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_a_time_limit_ends_the_fit_with_its_best_result(fast, noisy32, clean32):
+    started = time.perf_counter()
+    job = Job(
+        "denoise",
+        {"image": noisy32, "reference": clean32},
+        preset=fast,
+        steps=100_000,
+        time_limit=2.0,
+        seed=0,
+        device="cpu",
+    )
+    outcome = run(job)
+    assert time.perf_counter() - started < 20
+    reached = outcome.report.stopping["time_limit_reached_at"]
+    assert outcome.report.stopping["time_limit_s"] == 2.0
+    assert reached == outcome.report.steps_run < 100_000
+    assert outcome.report.metrics["psnr"] > outcome.report.metrics["psnr_input"] + 2
+
+
+def test_a_time_limit_keeps_the_stopping_rules_best_iterate_and_skips_later_runs(
+    fast, noisy32, clean32
+):
+    job = Job(
+        "denoise",
+        {"image": noisy32, "reference": clean32},
+        preset=replace(fast, steps=100_000),
+        steps="auto",
+        stop="variance",
+        runs=3,
+        time_limit=2.0,
+        seed=0,
+        device="cpu",
+    )
+    report = run(job).report
+    assert len(report.runs) == 1  # the time was spent by the first fit
+    stopping = report.stopping
+    assert stopping["fired_at"] is None and stopping["time_limit_reached_at"] is not None
+    assert stopping["selected_step"] <= stopping["time_limit_reached_at"]

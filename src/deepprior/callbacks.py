@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +88,20 @@ class Snapshots(Callback):
         if (state.step + 1) % self.every == 0:
             image = state.average if state.average is not None else state.output
             self.save(state.step + 1, image)
+
+
+class TimeLimit(Callback):
+    """Ends the fit after the step during which the wall clock passed ``deadline``
+    (a ``time.perf_counter()`` value); a stopping rule still returns its best iterate so far."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.reached_at: int | None = None
+
+    def on_step(self, state: FitState) -> None:
+        if self.reached_at is None and time.perf_counter() >= self.deadline:
+            self.reached_at = state.step + 1
+            state.stop = True
 
 
 class Progress(Callback):

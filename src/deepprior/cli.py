@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -76,6 +77,27 @@ class StepsType(click.ParamType):
         return count
 
 
+DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+class Duration(click.ParamType):
+    """A wall time: '90' or '90s', '5m', '1h', '1h30m', '2.5m' -> seconds."""
+
+    name = "DURATION"
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", text)
+            if not parts or re.sub(r"\d+(?:\.\d+)?\s*[hms]?", "", text).strip():
+                self.fail(f"{value!r} is not a duration; write e.g. 90s, 5m or 1h30m", param, ctx)
+            seconds = sum(float(number) * DURATION_UNITS[unit or "s"] for number, unit in parts)
+        if not 0 < seconds < float("inf"):
+            self.fail(f"{value!r}: give a time above zero, e.g. 5m", param, ctx)
+        return seconds
+
+
 AUTO_STEPS = click.option(
     "--steps",
     type=StepsType(),
@@ -85,6 +107,13 @@ AUTO_STEPS = click.option(
     "N: exactly N steps, no rule.",
 )
 STOPPING = [
+    click.option(
+        "--time-limit",
+        type=Duration(),
+        default=None,
+        help="Wall time for the whole run (90s, 5m, 1h30m): the fit ends then and returns its "
+        "best result so far.",
+    ),
     click.option(
         "--stop",
         type=click.Choice(STOP_RULES),
@@ -115,7 +144,17 @@ STOPPING = [
     ),
 ]
 # The options above that are fields of the job, as click names them.
-JOB_OPTIONS = ("steps", "stop", "max_steps", "runs", "average", "seed", "device", "precision")
+JOB_OPTIONS = (
+    "steps",
+    "stop",
+    "max_steps",
+    "runs",
+    "average",
+    "time_limit",
+    "seed",
+    "device",
+    "precision",
+)
 OUTPUT_OPTIONS = [
     click.option(
         "--report",

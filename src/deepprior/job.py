@@ -41,6 +41,8 @@ class Job:
         stop: the rule of ``steps="auto"``; ``"auto"`` is the task's default.
         runs: independent fits averaged (seeds ``seed``, ``seed`` + 1000, ...).
         average: the output's moving-average decay (0: off; None: the preset's).
+        time_limit: seconds of wall time for the whole run (None: no limit); the fit then
+            ends early with its best iterate so far (a stopping rule's choice, or the output).
     """
 
     task: str
@@ -57,6 +59,7 @@ class Job:
     max_steps: int | None = None
     runs: int = 1
     average: float | None = None
+    time_limit: float | None = None
 
     def check(self) -> None:
         """Raise :class:`UserError` for a value no run could take (before any work)."""
@@ -71,6 +74,14 @@ class Job:
             or not 0 <= self.average < 1
         ):
             raise UserError(f"average must lie in [0, 1), got {self.average!r}")
+        if self.time_limit is not None and (
+            isinstance(self.time_limit, bool)
+            or not isinstance(self.time_limit, int | float)
+            or not 0 < self.time_limit < float("inf")
+        ):
+            raise UserError(
+                f"time_limit must be a positive number of seconds, got {self.time_limit!r}"
+            )
         if not isinstance(self.inputs, dict):
             raise UserError("a job's inputs are a dict: inputs={'image': PATH_OR_ARRAY}")
 

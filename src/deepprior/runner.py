@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .callbacks import ExponentialAverage, History, Progress, Snapshots
+from .callbacks import ExponentialAverage, History, Progress, Snapshots, TimeLimit
 from .canvas import padded_layout, to_numpy, to_tensor
 from .data_terms import MSE
 from .engine import Engine, plan_memory, resolve_device, resolve_engine
@@ -75,6 +75,7 @@ class _Setup:
     callbacks: Sequence[Callback]
     progress: bool
     history_every: int
+    deadline: float | None = None  # time.perf_counter() at which fits end (the time limit)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class _Fit:
     fields: dict[str, Any]
     guard_fired: int = 0
     stuck_at: int | None = None
+    time_limit_at: int | None = None  # the step at which the time limit ended the fit
     restarts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -175,9 +177,14 @@ def run(
             keep(step, task.finish(problem, to_numpy(image)))
 
         callbacks = [*callbacks, Snapshots(save_every, snapshot)]
-    setup = _Setup(problem, preset, device, engine, stopping, callbacks, progress, history_every)
+    deadline = started + job.time_limit if job.time_limit is not None else None
+    setup = _Setup(
+        problem, preset, device, engine, stopping, callbacks, progress, history_every, deadline
+    )
     fits: list[_Fit] = []
     for index in range(job.runs):
+        if index and _past(deadline):
+            break  # out of time: the fits done are averaged
         label = task.name if job.runs == 1 else f"{task.name} {index + 1}/{job.runs}"
         fits.append(_fit_guarded(setup, label, seed + 1000 * index))
         if fits[-1].result.interrupted:
@@ -192,7 +199,7 @@ def run(
         settings=preset.to_dict() | problem.settings,
         seed=seed,
         **last.fields,
-        stopping=_stopping_summary(setup, last.rule),
+        stopping=_stopping_summary(setup, last.rule) | _time_limit_summary(job, fits),
         seconds_total=round(time.perf_counter() - started, 3),
         seconds_per_step=round(last.result.seconds_per_step, 5),
         backtracks=last.result.backtracks,
@@ -269,6 +276,18 @@ def _stopping_summary(setup: _Setup, rule: StoppingRule | None) -> dict[str, Any
     return {"steps": "auto", "cap": steps, **stopping.describe(), **rule.summary()}
 
 
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.perf_counter() >= deadline
+
+
+def _time_limit_summary(job: Job, fits: list[_Fit]) -> dict[str, Any]:
+    """The time limit and where it ended the fits (None: it never did)."""
+    if job.time_limit is None:
+        return {}
+    reached = next((f.time_limit_at for f in fits if f.time_limit_at is not None), None)
+    return {"time_limit_s": job.time_limit, "time_limit_reached_at": reached}
+
+
 def _fit_guarded(setup: _Setup, label: str, seed: int) -> _Fit:
     """One fit; a fit the problem's guard found stuck (no good state by ``GUARD_ARM_WITHIN``
     steps, or a final output that fails it) starts afresh from another seed at half the
@@ -276,7 +295,7 @@ def _fit_guarded(setup: _Setup, label: str, seed: int) -> _Fit:
     attempt = _fit_once(setup, label, seed)
     guard, restarts = setup.problem.guard, []
     for restart in range(1, MAX_RESTARTS + 1):
-        if attempt.result.interrupted or not attempt.result.steps_run:
+        if attempt.result.interrupted or not attempt.result.steps_run or _past(setup.deadline):
             break
         failed = guard is not None and guard(to_tensor(attempt.image))
         if attempt.stuck_at is None and not failed:
@@ -347,9 +366,11 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
     if preset.average_decay is not None:
         chain.append(ExponentialAverage(preset.average_decay))
     rule = stopping.rule(operator, y) if stopping is not None else None
+    limit = TimeLimit(setup.deadline) if setup.deadline is not None else None
     chain += [
         history,
         *([rule] if rule else []),
+        *([limit] if limit else []),
         *setup.callbacks,
         Progress(label, quiet=not setup.progress),
     ]
@@ -387,4 +408,5 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
     }
     fired = backtracking.guard_fired if backtracking is not None else 0
     stuck_at = backtracking.stuck_at if backtracking is not None else None
-    return _Fit(image, result, history, rule, fields, fired, stuck_at)
+    reached = limit.reached_at if limit is not None else None
+    return _Fit(image, result, history, rule, fields, fired, stuck_at, time_limit_at=reached)

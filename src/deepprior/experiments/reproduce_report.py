@@ -80,6 +80,14 @@ MEASURES = {
 }
 
 
+# What the curves measure: the network's output as the fit goes, not the finished result.
+CURVE_LABELS = {
+    "denoise": "PSNR (dB)",
+    "sr": "PSNR (dB) of the RGB image, border included",
+    "inpaint": "PSNR (dB) before the known pixels are put back",
+}
+
+
 def write_report(
     out: Path,
     plan: Plan,
@@ -272,7 +280,7 @@ def _plot(
                 continue
             axes.axhline(baseline["psnr"], linestyle="--", linewidth=1, label=column.header)
     axes.set_xlabel("step")
-    axes.set_ylabel("PSNR (dB, RGB)" if table.kind == "sr" else "PSNR (dB)")
+    axes.set_ylabel(CURVE_LABELS[table.kind], fontsize=8)
     axes.set_title(f"{table.title}: {sample.name}", fontsize=9)
     axes.legend(fontsize=8)
     figure.tight_layout()
