@@ -26,12 +26,13 @@ def _photo(name: str, gray: bool = False) -> np.ndarray:
 
 @pytest.fixture
 def datasets(tmp_path):
-    """A folder laid out as ../shared/data, two small images a dataset (no Set14)."""
+    """A folder laid out as ../shared/data, two small images a dataset (one in Set14)."""
     root = tmp_path / "data"
     for folder, names, gray in (
         ("CBM3D", ("astronaut", "coffee"), False),
         ("Set5", ("chelsea", "rocket"), False),
         ("Heide11", ("camera", "astronaut"), True),
+        ("Set14", ("coffee",), False),
     ):
         (root / folder).mkdir(parents=True)
         for name in names:
@@ -82,11 +83,16 @@ def test_an_interrupted_reproduction_resumes_without_recomputing(datasets, tmp_p
     assert sorted(_keys(out)) == sorted(every)
     text = report.read_text()
     assert f"cells finished: {len(every)} of {len(every)}" in text
-    for title in ("Denoising, CBM3D", "Super-resolution ×4, Set5", "Inpainting, 50 %"):
+    for title in (
+        "Denoising, CBM3D",
+        "Super-resolution ×4, Set5",
+        "Super-resolution ×4, Set14",
+        "Inpainting, 50 %",
+    ):
         assert f"## {title}" in text
     assert "| paper (9 images, whole, 1800 steps) |  | 29.22 | 30.43 | 31.00 | 30.26 |" in text
     assert "…" not in text  # every figure filled in
-    for plot in ("denoise.png", "sr-set5.png", "inpaint.png"):
+    for plot in ("denoise.png", "sr-set5.png", "sr-set14.png", "inpaint.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -163,3 +169,17 @@ def test_reproduce_command(run_cli, datasets, tmp_path, tiny_plan, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     assert run_cli("reproduce") == 2  # no --data and no ../shared/data here
     assert "no --data given" in capsys.readouterr().err
+
+
+def test_the_full_plan_runs_fixed_steps(datasets, tmp_path, small_presets):
+    (datasets / "Set14" / "coffee.png").unlink()
+    (datasets / "Set14").rmdir()  # Set14 is optional: its table is left out
+    plan = replace(
+        reproduction.PLANS["full"], images=1, steps={"denoise": 6, "sr": 6, "inpaint": 6}
+    )
+    out = tmp_path / "out"
+    text = reproduction.reproduce(datasets, out, plan, quiet=True, device="cpu").read_text()
+    assert "whole images" in text and "denoising 6 steps" in text
+    assert "Set14" not in text
+    fits = [json.loads(line)["result"] for line in (out / "cells.jsonl").read_text().splitlines()]
+    assert [f["steps_run"] for f in fits if "steps_run" in f] == [6] * 4
