@@ -42,7 +42,11 @@ ENGINES: dict[str, Engine] = {
     "compiled": replace(FAST, name="compiled", compile=True),
     "compiled-bf16": replace(FAST, name="compiled", compile=True, precision="bf16"),
     "nchw-bf16": replace(REFERENCE, name="nchw-bf16", precision="bf16"),
+    "fast-fp32-strict": replace(FAST, name="fast-fp32-strict"),
 }
+# Engines measured with TensorFloat-32 off: IEEE fp32 convolutions on CUDA, where PyTorch's
+# default (and so the "fast" engine's) lets cuDNN use TF32. On a CPU both are plain fp32.
+STRICT_FP32 = frozenset({"fast-fp32-strict"})
 
 
 class StepTimer(Callback):
@@ -109,6 +113,9 @@ def measure_one(
 ) -> dict[str, Any]:
     device = torch.device(device_name)
     engine = ENGINES[engine_name]
+    if engine_name in STRICT_FP32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     preset = DENOISE_PRESETS[preset_name]
     torch.manual_seed(0)
     net = build_net(preset.net, preset.code_channels, 3, **preset.net_options).to(device)
@@ -145,7 +152,21 @@ def measure_one(
         "seconds_total": total,
         "peak_memory_gib": peak,
         "attainable_gflops": attainable_gflops(engine, device),
+        "tf32": device.type == "cuda" and torch.backends.cudnn.allow_tf32,
     }
+
+
+def run_one(command: list[str], timeout: float | None) -> dict[str, Any]:
+    """One configuration in a fresh process: its figures, or why it gave none."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"failed": f"over {timeout:g} s"}
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+        return {"failed": lines[-1][:120]}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -159,6 +180,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--timeout-each",
+        type=float,
+        default=None,
+        help="seconds one configuration may take; one that fails or runs over is a row saying so",
+    )
     parser.add_argument(
         "--one", nargs=3, metavar=("PRESET", "SIZE", "ENGINE"), help=argparse.SUPPRESS
     )
@@ -200,8 +227,12 @@ def main() -> None:
                     "--device",
                     args.device,
                 ]
-                done = subprocess.run(command, capture_output=True, text=True, check=True)
-                m = json.loads(done.stdout.strip().splitlines()[-1])
+                m = run_one(command, args.timeout_each)
+                if "failed" in m:
+                    results.append({"preset": preset, "size": size, "engine": engine, **m})
+                    rows.append([preset, size, engine, m["failed"], *[""] * 6])
+                    print(f"failed {preset} {size} {engine}: {m['failed']}", flush=True)
+                    continue
                 achieved = flops / m["seconds_per_step"] / 1e9
                 floor = flops / (m["attainable_gflops"] * 1e9)
                 if engine == "reference":

@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end on tiny settings (their figures are not checked here)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -209,3 +210,66 @@ def test_invert_benchmark_covers_layers_and_priors(photo, tmp_path):
         ("fc8", "tv"),
     ]
     assert read_image(tmp_path / "grid" / "grid.png").pixels.shape == (128, 128, 3)
+
+
+def test_device_check_runs_every_part_and_writes_json(photo, tmp_path):
+    data = tmp_path / "data"
+    (data / "CBM3D").mkdir(parents=True)
+    write_image(data / "CBM3D" / "astronaut.png", Picture(photo(32)))
+    out = tmp_path / "check"
+    settings = {"DEVICE": "cpu", "SIZES": "64", "BATCH_SIZES": "64", "CAP": "20"}
+    done = subprocess.run(
+        ["bash", str(BENCHMARKS / "device_check.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **settings, "PYTHON": sys.executable, "DATA": str(data)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    speed = json.loads((out / "speed.json").read_text())["results"]
+    assert [r["engine"] for r in speed] == ["fast-fp32-strict", "fast", "fast-bf16"]
+    assert all(r["seconds_per_step"] > 0 for r in speed)
+    assert json.loads((out / "batching.json").read_text())["results"][0]["members"] == 2
+    (denoised,) = json.loads((out / "denoise_cbm3d.json").read_text())["results"]
+    assert denoised["image"] == "astronaut" and denoised["cap"] == 20
+
+
+def test_a_configuration_that_fails_is_a_row_not_a_crash(tmp_path):
+    out = tmp_path / "speed.json"
+    stdout = run_script(
+        str(BENCHMARKS / "speed.py"),
+        *("--sizes", "64", "--engines", "fast", "--steps", "1", "--warmup", "1"),
+        *("--timeout-each", "0.01", "--json", str(out)),
+    )
+    assert "failed" in stdout
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["failed"] == "over 0.01 s"
+
+
+def test_frontier_benchmark_marks_the_levers_that_pay(photo, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_image(folder / "astronaut.png", Picture(photo(40)))
+    out, plot = tmp_path / "frontier.json", tmp_path / "frontier.png"
+    stdout = run_script(
+        str(BENCHMARKS / "frontier.py"),
+        *("denoise", str(folder), "--crop", "32", "--skimage", "coffee", "--max-steps", "8"),
+        *("--levers", "default", "width 32", "runs 2", "--plot", str(plot), "--json", str(out)),
+    )
+    assert "frontier" in stdout and plot.read_bytes()[:4] == b"\x89PNG"
+    results = json.loads(out.read_text())["results"]
+    assert {r["image"] for r in results} == {"astronaut", "skimage:coffee"}
+    assert all(r["steps_run"] <= 16 and r["seconds"] > 0 for r in results)
+
+
+def test_the_frontier_keeps_only_undominated_levers():
+    sys.path.insert(0, str(BENCHMARKS))
+    from frontier import frontier
+
+    rows = [
+        {"lever": "fast", "psnr": 28.0, "seconds": 10.0},
+        {"lever": "good", "psnr": 30.0, "seconds": 40.0},
+        {"lever": "worse and slower", "psnr": 27.0, "seconds": 20.0},
+        {"lever": "best", "psnr": 30.5, "seconds": 80.0},
+    ]
+    assert frontier(rows) == {"fast", "good", "best"}

@@ -57,7 +57,8 @@ def test_crop_fits_only_the_image_region():
     assert result.output.shape == (1, 3, 16, 16)
 
 
-def test_exponential_average_matches_its_definition():
+@pytest.mark.parametrize("warmup", [None, 10])
+def test_exponential_average_matches_its_definition(warmup):
     outputs = []
 
     class Keep(Callback):
@@ -65,13 +66,33 @@ def test_exponential_average_matches_its_definition():
             outputs.append(state.output.clone())
 
     y, z = problem()
-    result = fit(small_net(), z, MSE(y), steps=5, callbacks=[ExponentialAverage(0.9), Keep()])
+    average = ExponentialAverage(0.9, warmup=warmup)
+    result = fit(small_net(), z, MSE(y), steps=5, callbacks=[average, Keep()])
     expected = outputs[0]
-    for out in outputs[1:]:
-        expected = 0.9 * expected + 0.1 * out
+    for step, out in enumerate(outputs[1:], start=1):
+        decay = 0.9 if warmup is None else min(0.9, (1 + step) / (warmup + step))
+        expected = decay * expected + (1 - decay) * out
     assert result.average is not None
     torch.testing.assert_close(result.average, expected)
     assert result.image is result.average
+
+
+def test_the_warmed_up_average_follows_recent_outputs_then_the_full_decay():
+    net = torch.nn.Conv2d(1, 1, 1)
+    state = FitState(step=0, total_steps=2000, net=net, optimizer=torch.optim.SGD(net.parameters()))
+    warm, authors = ExponentialAverage(0.99), ExponentialAverage(0.99, warmup=None)
+    states = {"warm": state, "authors": FitState(**{**state.__dict__})}
+    for step in range(2000):
+        for name, average in (("warm", warm), ("authors", authors)):
+            states[name].step = step
+            states[name].output = torch.full((1, 1, 1, 1), float(step))
+            average.on_step(states[name])
+        if step == 50:  # outputs 0..50: the warm average is near the latest, the authors' lags
+            assert float(states["warm"].average) > 35 > 15 > float(states["authors"].average)
+    # Far into the fit both weigh the outputs alike: a ramp lags by (1 - d) / d per step
+    lag = 1999 - float(states["warm"].average)
+    assert lag == pytest.approx(0.99 / 0.01, rel=0.02)
+    assert float(states["warm"].average) == pytest.approx(float(states["authors"].average))
 
 
 def test_history_records_every_n_steps_and_the_last():

@@ -84,6 +84,7 @@ class Duration(click.ParamType):
     """A wall time: '90' or '90s', '5m', '1h', '1h30m', '2.5m' -> seconds."""
 
     name = "DURATION"
+
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             seconds = float(value)
@@ -836,6 +837,9 @@ def _summary(written: Path | None, report: dict[str, Any]) -> None:
             f" (the {stopping['rule']} rule stopped at step {stopping['fired_at']}, "
             f"kept step {stopping['selected_step']})"
         )
+    elif stopping.get("time_limit_reached_at"):
+        kept = stopping.get("selected_step")
+        done += f" (the time limit ended the fit{f'; kept step {kept}' if kept else ''})"
     elif stopping.get("steps") == "auto":
         done += f" (cap reached; kept step {stopping.get('selected_step')})"
     state = "interrupted after" if report["interrupted"] else "finished:"

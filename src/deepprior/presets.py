@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 AUTHORS = "DmitryUlyanov/deep-image-prior @042e0d4, denoising.ipynb"
+# Steps over which the output average warms up (see callbacks.ExponentialAverage); None: the
+# authors' average, constant decay from the first output.
+AVERAGE_WARMUP = 4
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class Preset:
     steps: int = 3000
     input_noise: float = 1 / 30
     average_decay: float | None = 0.99
+    average_warmup: int | None = AVERAGE_WARMUP
     backtrack_db: float | None = 5.0
 
     def to_dict(self) -> dict[str, Any]:

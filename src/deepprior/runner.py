@@ -364,7 +364,7 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
     history = History(every=setup.history_every, reference=reference)
     chain: list[Callback] = []
     if preset.average_decay is not None:
-        chain.append(ExponentialAverage(preset.average_decay))
+        chain.append(ExponentialAverage(preset.average_decay, warmup=preset.average_warmup))
     rule = stopping.rule(operator, y) if stopping is not None else None
     limit = TimeLimit(setup.deadline) if setup.deadline is not None else None
     chain += [

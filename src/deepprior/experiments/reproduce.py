@@ -266,7 +266,7 @@ def compute(kind: str, method: str, sample: Sample, cell: str, ctx: Context) -> 
     started = time.perf_counter()
     if not method.startswith("dip"):
         result = _classical(kind, method, sample)
-        return {"psnr": _score(kind, result, sample), "seconds": time.perf_counter() - started}
+        return {"psnr": score(kind, result, sample), "seconds": time.perf_counter() - started}
     seed = ctx.seed + (SECOND_RUN if method == "dip-2" else 0)
     inputs: dict[str, Any] = {"image": sample.degraded, "reference": sample.clean}
     options: dict[str, Any] = {}
@@ -293,7 +293,7 @@ def compute(kind: str, method: str, sample: Sample, cell: str, ctx: Context) -> 
     report, pixels = outcome.report, outcome.picture.pixels
     kept = (report.stopping or {}).get("selected_step") or report.steps_run
     figures: dict[str, Any] = {
-        "psnr": _score(kind, pixels, sample),
+        "psnr": score(kind, pixels, sample),
         "seconds": time.perf_counter() - started,
         "steps_run": report.steps_run,
         "step_kept": kept,
@@ -331,7 +331,7 @@ def _classical(kind: str, method: str, sample: Sample) -> np.ndarray:
     raise ValueError(f"no method {method!r} for {kind}")
 
 
-def _score(kind: str, pixels: np.ndarray, sample: Sample) -> float:
+def score(kind: str, pixels: np.ndarray, sample: Sample) -> float:
     """The paper's measure: luma PSNR without a 4-pixel border for SR, plain PSNR otherwise."""
     if kind == "sr":
         return psnr_y(pixels, sample.clean, shave=SCALE)
