@@ -183,3 +183,19 @@ def test_the_full_plan_runs_fixed_steps(datasets, tmp_path, small_presets):
     assert "Set14" not in text
     fits = [json.loads(line)["result"] for line in (out / "cells.jsonl").read_text().splitlines()]
     assert [f["steps_run"] for f in fits if "steps_run" in f] == [6] * 4
+
+
+def test_an_interrupted_command_says_how_to_resume(
+    run_cli, datasets, tmp_path, tiny_plan, monkeypatch, capsys
+):
+    monkeypatch.setitem(reproduction.PLANS, "quick", tiny_plan)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reproduction, "compute", interrupted)
+    out = tmp_path / "out"
+    assert run_cli("reproduce", "--data", str(datasets), "--out", str(out), "--quiet") == 130
+    err = capsys.readouterr().err
+    assert "run the same command to resume" in err and "interrupted" in err
+    assert "cells finished: 0 of" in (out / "report.md").read_text()

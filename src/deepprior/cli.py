@@ -786,17 +786,24 @@ def reproduce(
         data = DEFAULT_DATA
     out = Path(out_dir or f"reproduce-{plan}")
     command = " ".join(["deepprior", *sys.argv[1:]]) if sys.argv else "deepprior reproduce"
-    report = run_reproduction(
-        Path(data),
-        out,
-        PLANS[plan],
-        seed=seed,
-        force=force,
-        quiet=quiet,
-        device=device,
-        precision=precision,
-        command=command,
-    )
+    try:
+        report = run_reproduction(
+            Path(data),
+            out,
+            PLANS[plan],
+            seed=seed,
+            force=force,
+            quiet=quiet,
+            device=device,
+            precision=precision,
+            command=command,
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            f"deepprior: the finished cells are kept in {out}; run the same command to resume",
+            err=True,
+        )
+        raise
     if not quiet:
         click.echo(f"wrote {report}")
     return 0
