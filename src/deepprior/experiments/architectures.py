@@ -21,7 +21,6 @@ import numpy as np
 from ..io import atomic_write, check_output_folder
 from ..job import Job
 from ..metrics import psnr
-from ..nets import build_net, count_parameters
 from ..presets import INPAINT_PRESETS, Preset
 from ..runner import run
 
@@ -93,11 +92,10 @@ def compare(
         )
         result = outcome.picture.pixels
         holes = ~known
-        net = build_net(preset.net, preset.code_channels, image.shape[2], **preset.net_options)
         rows.append(
             Row(
                 architecture=label,
-                parameters=count_parameters(net),
+                parameters=outcome.report.net_parameters,
                 lr=preset.lr,
                 steps=outcome.report.steps_run,
                 psnr=psnr(result, image),
