@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -331,7 +332,14 @@ def test_ctrl_c_before_the_first_step_still_writes_the_report(run_cli, files, mo
 def test_ctrl_c_while_pytorch_loads_is_one_line(files):
     """SIGINT once PyTorch's library is mapped, while ``import torch`` still runs."""
     argv = [sys.executable, "-m", "deepprior", "denoise", str(files / "in.png"), "--steps", "2"]
-    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    # A job started in the background (`&` in a script) inherits SIGINT ignored, and Python
+    # keeps it so; the child starts with the default disposition, as from a terminal.
+    process = subprocess.Popen(
+        argv,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     maps = Path(f"/proc/{process.pid}/maps")
     while process.poll() is None and "libtorch" not in maps.read_text():
         pass
