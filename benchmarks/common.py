@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from deepprior.engine import DEVICES, ENGINES, PRECISIONS
+from deepprior.experiments.reproduce import crop
 from deepprior.fitting import Callback
 from deepprior.io import Picture
 from deepprior.job import Job
@@ -91,13 +92,9 @@ def save_json(
     print(f"wrote {path}")
 
 
-def centre_crop(pixels: Any, size: int | None) -> Any:
-    """The centre size×size of an H×W(×C) array (the whole array when size is None)."""
-    if size is None:
-        return pixels
-    h, w = pixels.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return pixels[top : top + size, left : left + size]
+# The centre size×size of an H×W(×C) array (the whole array when size is None): the crop
+# `deepprior reproduce` takes, so that benchmarks and the report cut images alike.
+centre_crop = crop
 
 
 def steps_value(text: str) -> int | str:
