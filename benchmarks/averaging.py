@@ -39,9 +39,13 @@ def variants(text: list[str]) -> dict[str, int | None]:
 
 
 def denoise(noisy: np.ndarray, warmup: int | None, device: str) -> tuple[np.ndarray, Any]:
-    """The default denoise with the output average warmed up over ``warmup`` steps."""
+    """The authors' denoise (quality ``paper``) with the output average warmed up over
+    ``warmup`` steps."""
     overrides = {"average_warmup": warmup}
-    outcome = run(Job("denoise", {"image": noisy}, overrides=overrides, seed=0, device=device))
+    job = Job(
+        "denoise", {"image": noisy}, overrides=overrides, quality="paper", seed=0, device=device
+    )
+    outcome = run(job)
     return outcome.picture.pixels, outcome.report
 
 

@@ -4,16 +4,20 @@
         --images house f16 kodim03 --skimage astronaut coffee --plot frontier_denoise.png
 
 Each lever is a change to the default job (``--steps auto``): a narrower or shallower network,
-another learning rate, no output averaging, two runs averaged. Every lever fits every image
-from seed 0 with the degradation of ``deepprior reproduce`` (σ = 25 noise, Lanczos ×4, 50 % of
-pixels dropped, seeded); the table gives the mean PSNR (the task's measure) and the mean wall
-seconds of each, and marks the levers on the frontier (no other is both better and faster).
-``--skimage NAME ...`` adds scikit-image's bundled photographs (held-out images).
+another learning rate, no output averaging, a shorter patience of the stopping rule, several
+runs averaged, a self-ensemble (runs on turned and mirrored copies), or a quality level.
+Every lever fits every image from seed 0 with the degradation of ``deepprior reproduce``
+(σ = 25 noise, Lanczos ×4, 50 % of pixels dropped, seeded); the table gives the mean PSNR (the
+task's measure) and the mean wall seconds of each, and marks the levers on the frontier (no
+other is both better and faster). ``--skimage NAME ...`` adds scikit-image's bundled
+photographs (held-out images); ``--baselines`` the classical methods of ``deepprior
+reproduce`` (BM3D and non-local means told the true σ, bicubic, biharmonic).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -25,7 +29,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import list_images, print_header, print_table, provenance, save_json
 
-from deepprior.experiments.reproduce import SCALE, Sample, crop, make_sample, score
+from deepprior.experiments.reproduce import (
+    SCALE,
+    Sample,
+    classical,
+    crop,
+    make_sample,
+    methods,
+    score,
+)
 from deepprior.io import read_image
 from deepprior.job import Job
 from deepprior.runner import run
@@ -48,13 +60,31 @@ LEVERS: dict[str, dict[str, Any]] = {
     "lr 0.02": {"overrides": {"lr": 0.02}},
     "lr 0.005": {"overrides": {"lr": 0.005}},
     "no averaging": {"average": 0},
+    "patience 150": {"patience": 150},
+    "patience 100": {"patience": 100},
     "runs 2": {"runs": 2},
+    "ensemble 2": {"runs": 2, "ensemble": True},
+    "runs 4": {"runs": 4},
+    "ensemble 4": {"runs": 4, "ensemble": True},
+    "width 16": _widths(16),
+    "width 48": _widths(48),
+    "width 32, lr 0.02": {**_widths(32), "overrides": {**_widths(32)["overrides"], "lr": 0.02}},
+    "width 32, patience 150": {**_widths(32), "patience": 150},
+    "cap 1000": {"max_steps": 1000},
+    **{f"width 32, cap {n}": {**_widths(32), "max_steps": n} for n in (300, 500, 600, 800, 1000)},
+    "paper": {"quality": "paper"},
+    "width 32, runs 4": {**_widths(32), "runs": 4},
+    "width 32, ensemble 4": {**_widths(32), "runs": 4, "ensemble": True},
+    "width 32, ensemble 8": {**_widths(32), "runs": 8, "ensemble": True},
+    "quality fast": {"quality": "fast"},
+    "quality best": {"quality": "best"},
 }
 
 
 def load(args: argparse.Namespace) -> list[Sample]:
     """The images of the folder (and scikit-image's), cropped and degraded, seed 0."""
-    pictures = [(p.stem, read_image(p).pixels) for p in list_images(args.folder, args.images)]
+    paths = list_images(args.folder, args.images) if args.folder is not None else []
+    pictures = [(p.stem, read_image(p).pixels) for p in paths]
     if args.skimage:
         from skimage import data
 
@@ -89,8 +119,18 @@ def fit(
     }
 
 
+def baseline(kind: str, method: str, sample: Sample) -> dict[str, Any]:
+    """A classical method on one image (BM3D and NLM are told the true σ)."""
+    started = time.perf_counter()
+    pixels = classical(kind, method, sample)
+    seconds = time.perf_counter() - started
+    psnr = score(kind, pixels, sample)
+    return {"image": sample.name, "psnr": psnr, "seconds": seconds, "steps_run": 0}
+
+
 def frontier(rows: list[dict[str, Any]]) -> set[str]:
-    """The levers no other lever beats on both mean PSNR and mean seconds."""
+    """The levers no other lever beats on both mean PSNR and mean seconds (baselines aside)."""
+    rows = [r for r in rows if not r.get("baseline")]
     return {
         r["lever"]
         for r in rows
@@ -113,6 +153,7 @@ def plot(rows: list[dict[str, Any]], on_front: set[str], path: Path, title: str)
     figure, axes = plt.subplots(figsize=(6, 4))
     for r in rows:
         colour = "tab:red" if r["lever"] in on_front else "tab:blue"
+        colour = "tab:gray" if r.get("baseline") else colour
         axes.scatter(r["seconds"], r["psnr"], color=colour)
         axes.annotate(
             r["lever"],
@@ -143,7 +184,7 @@ def plot(rows: list[dict[str, Any]], on_front: set[str], path: Path, title: str)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("kind", choices=KINDS)
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="?", help="benchmark images (optional)")
     parser.add_argument("--images", nargs="*", help="file stems to use (default: all)")
     parser.add_argument("--skimage", nargs="*", default=[], help="scikit-image photographs too")
     parser.add_argument("--crop", type=int, default=64, help="centre crop side")
@@ -151,10 +192,64 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="cap (default: preset's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument(
+        "--baselines", action="store_true", help="the classical methods too (σ told)"
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="fit nothing: the table and plot of earlier --json files (same images) together",
+    )
+    parser.add_argument("--versus", default="default", help="the lever the table compares with")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
+    if args.merge:
+        results = merged(args.merge)
+        count = len({r["image"] for r in results})
+    else:
+        if args.folder is None and not args.skimage:
+            parser.error("give a folder of images or --skimage NAME ..., or --merge JSON ...")
+        results, count = measure(args)
+    names = list(dict.fromkeys(r["lever"] for r in results))
+    rows = [
+        {
+            "lever": name,
+            "baseline": any(r.get("baseline") for r in results if r["lever"] == name),
+            "psnr": statistics.fmean(r["psnr"] for r in results if r["lever"] == name),
+            "seconds": statistics.fmean(r["seconds"] for r in results if r["lever"] == name),
+            "steps": statistics.fmean(r["steps_run"] for r in results if r["lever"] == name),
+        }
+        for name in names
+    ]
+    on_front = frontier(rows)
+    reference = next((r for r in rows if r["lever"] == args.versus), None)
+    versus = f"vs {args.versus}"
+    print_table(
+        ["lever", "mean PSNR", versus, "mean s", f"time {versus}", "mean steps", "frontier"],
+        [
+            [
+                r["lever"] + (" (baseline, σ told)" if r["baseline"] else ""),
+                r["psnr"],
+                f"{r['psnr'] - reference['psnr']:+.2f}" if reference else "",
+                r["seconds"],
+                f"{r['seconds'] / reference['seconds']:.2f}x" if reference else "",
+                f"{r['steps']:.0f}",
+                "yes" if r["lever"] in on_front else "",
+            ]
+            for r in rows
+        ],
+    )
+    if args.plot is not None:
+        plot(rows, on_front, args.plot, f"{args.kind}, {count} images, crop {args.crop}")
+
+
+def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
+    """Fit every lever on every image (and the baselines); the per-image rows, saved to
+    ``--json``, and the number of images."""
     samples = load(args)
     info = provenance(args.device)
     settings = {
@@ -176,35 +271,26 @@ def main() -> None:
                 f"done {name} {sample.name}: {entry['psnr']:.2f} dB, {entry['seconds']:.0f} s",
                 flush=True,
             )
-    rows = [
-        {
-            "lever": name,
-            "psnr": statistics.fmean(r["psnr"] for r in results if r["lever"] == name),
-            "seconds": statistics.fmean(r["seconds"] for r in results if r["lever"] == name),
-            "steps": statistics.fmean(r["steps_run"] for r in results if r["lever"] == name),
-        }
-        for name in args.levers
-    ]
-    on_front = frontier(rows)
-    default = next((r for r in rows if r["lever"] == "default"), None)
-    print_table(
-        ["lever", "mean PSNR", "vs default", "mean s", "time vs default", "mean steps", "frontier"],
-        [
-            [
-                r["lever"],
-                r["psnr"],
-                f"{r['psnr'] - default['psnr']:+.2f}" if default else "",
-                r["seconds"],
-                f"{r['seconds'] / default['seconds']:.2f}x" if default else "",
-                f"{r['steps']:.0f}",
-                "yes" if r["lever"] in on_front else "",
+    if args.baselines:
+        for method in (m for m in methods(args.kind) if not m.startswith("dip")):
+            results += [
+                {"lever": method, "baseline": True, **baseline(args.kind, method, sample)}
+                for sample in samples
             ]
-            for r in rows
-        ],
-    )
-    if args.plot is not None:
-        plot(rows, on_front, args.plot, f"{args.kind}, {len(samples)} images, crop {args.crop}")
     save_json(args.json, info, settings, results)
+    return results, len(samples)
+
+
+def merged(paths: list[Path]) -> list[dict[str, Any]]:
+    """The per-image rows of earlier ``--json`` files, each lever's first occurrence kept;
+    prints where each file came from."""
+    results: list[dict[str, Any]] = []
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        print(f"# {path}: {data['command']} (commit {data['commit'][:10]})")
+        known = {r["lever"] for r in results}
+        results += [r for r in data["results"] if r["lever"] not in known]
+    return results
 
 
 if __name__ == "__main__":

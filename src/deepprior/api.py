@@ -3,8 +3,8 @@
 Images are H×W or H×W×C, uint8, uint16 or float in [0, 1]; results come back in the input's
 type and layout, with the run report as a dict. ``**options`` are the :class:`~deepprior.job.
 Job`'s fields (``preset``, ``overrides``, ``seed``, ``device``, ``precision``, ``engine``,
-``steps``, ``stop``, ``max_steps``, ``runs``, ``average``, ``time_limit``) and ``progress`` /
-``callbacks``.
+``steps``, ``stop``, ``max_steps``, ``quality``, ``runs``, ``ensemble``, ``patience``,
+``average``, ``time_limit``) and ``progress`` / ``callbacks``.
 """
 
 from __future__ import annotations

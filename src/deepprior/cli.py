@@ -18,6 +18,7 @@ from .io import Picture
 from .job import MAX_SEED
 from .operators import KERNELS
 from .presets import DENOISE_PRESETS, INPAINT_PRESETS, RESTORE_PRESETS
+from .quality import LEVELS as QUALITY_LEVELS
 from .stopping import STOP_RULES
 from .tasks import SCALES
 from .tasks.features import PRIORS
@@ -130,11 +131,34 @@ STOPPING = [
         help="The cap of --steps auto (default: the preset's steps).",
     ),
     click.option(
+        "--quality",
+        type=click.Choice(QUALITY_LEVELS),
+        default="default",
+        show_default=True,
+        help="default: 32-channel networks (as good as the authors' 128 at a third of the "
+        "time); fast: also fewer steps; best: several fits on turned and mirrored copies "
+        "averaged; paper: the authors' networks. The report says what the level contains.",
+    ),
+    click.option(
         "--runs",
         type=click.IntRange(min=1),
-        default=1,
-        show_default=True,
-        help="Average this many independent fits (seeds SEED, SEED+1000, …).",
+        default=None,
+        help="Average this many independent fits (seeds SEED, SEED+1000, …); default: the "
+        "quality level's.",
+    ),
+    click.option(
+        "--self-ensemble/--no-self-ensemble",
+        "ensemble",
+        default=None,
+        help="Fit the runs to turned and mirrored copies of the image (run k: the k-th of the "
+        "8 orientations) and turn each back before averaging; default: the quality level's.",
+    ),
+    click.option(
+        "--patience",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Steps without improvement after which --steps auto ends a fit (default: the "
+        "quality level's, else 300).",
     ),
     click.option(
         "--average",
@@ -149,7 +173,10 @@ JOB_OPTIONS = (
     "steps",
     "stop",
     "max_steps",
+    "quality",
     "runs",
+    "ensemble",
+    "patience",
     "average",
     "time_limit",
     "seed",
@@ -849,6 +876,9 @@ def _summary(written: Path | None, report: dict[str, Any]) -> None:
         done += f" (the time limit ended the fit{f'; kept step {kept}' if kept else ''})"
     elif stopping.get("steps") == "auto":
         done += f" (cap reached; kept step {stopping.get('selected_step')})"
+    quality = report.get("quality")
+    if quality and quality["name"] != "default":
+        done += f" [quality {quality['name']}: {quality['contains']}]"
     state = "interrupted after" if report["interrupted"] else "finished:"
     line = f"{state} {done}" + (f", wrote {written}" if written else ", nothing written")
     metrics = report.get("metrics")

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from .data_terms import DataTerm
 from .engine import FAST, Engine, autocast, prepare
+from .orientation import unorient
 
 MAX_BACKTRACKS_IN_ROW = 20
 
@@ -161,6 +162,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     generator: torch.Generator | None = None,
     engine: Engine = FAST,
+    orientation: int = 0,
 ) -> FitResult:
     """Fit ``net(z)`` so that ``data_term(net(z))`` falls, with Adam.
 
@@ -177,6 +179,9 @@ def fit(
         callbacks: averaging, history, progress, snapshots, stopping rules.
         generator: the random source of the jitter, for reproducible runs.
         engine: precision, memory layout, compilation (see :mod:`deepprior.engine`).
+        orientation: the net draws the image in this orientation (see
+            :mod:`deepprior.orientation`); its cropped output is turned back before anything
+            else sees it.
 
     Shape:
         z: (1, C_z, H, W); outputs: (1, C, height, width).
@@ -203,7 +208,7 @@ def fit(
         if crop is not None:
             top, left, height, width = crop
             out = out[:, :, top : top + height, left : left + width]
-        return out
+        return unorient(out, orientation) if orientation else out
 
     for callback in callbacks:
         callback.on_start(state)

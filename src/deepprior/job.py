@@ -39,7 +39,16 @@ class Job:
         overrides: preset fields to replace, e.g. ``{"lr": 0.02}``.
         steps: ``"auto"`` (a stopping rule ends the fit; ``max_steps`` caps it) or a count.
         stop: the rule of ``steps="auto"``; ``"auto"`` is the task's default.
-        runs: independent fits averaged (seeds ``seed``, ``seed`` + 1000, ...).
+        quality: ``fast``, ``default`` or ``best``: the preset's width and learning rate,
+            the runs, the self-ensemble and the patience of that level (see
+            :mod:`deepprior.quality`); the fields below, when given, win over it.
+        runs: independent fits averaged (seeds ``seed``, ``seed`` + 1000, ...); None: the
+            quality level's.
+        ensemble: self-ensemble: run k fits the image mirrored and turned (orientation k mod
+            8, see :mod:`deepprior.orientation`) and is turned back before the average; None:
+            the quality level's.
+        patience: steps without improvement after which a stopping rule ends the fit; None:
+            the quality level's (else :data:`deepprior.stopping.PATIENCE`).
         average: the output's moving-average decay (0: off; None: the preset's).
         time_limit: seconds of wall time for the whole run (None: no limit); the fit then
             ends early with its best iterate so far (a stopping rule's choice, or the output).
@@ -57,7 +66,10 @@ class Job:
     steps: int | str = "auto"
     stop: str = "auto"
     max_steps: int | None = None
-    runs: int = 1
+    quality: str = "default"
+    runs: int | None = None
+    ensemble: bool | None = None
+    patience: int | None = None
     average: float | None = None
     time_limit: float | None = None
 
@@ -65,7 +77,10 @@ class Job:
         """Raise :class:`UserError` for a value no run could take (before any work)."""
         _whole("steps", self.steps, auto=True)
         _whole("max_steps", self.max_steps, optional=True)
-        _whole("runs", self.runs)
+        _whole("runs", self.runs, optional=True)
+        _whole("patience", self.patience, optional=True)
+        if self.ensemble is not None and not isinstance(self.ensemble, bool):
+            raise UserError(f"ensemble is true or false, got {self.ensemble!r}")
         if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < MAX_SEED):
             raise UserError(f"seed must be a whole number from 0 to 2**62 - 1, got {self.seed!r}")
         if self.average is not None and (

@@ -29,9 +29,12 @@ from .io import MAX_PIXELS, Picture
 from .job import Job
 from .metrics import psnr, ssim
 from .nets import SIZED_NETS, build_net, count_parameters, min_side, size_multiple
+from .orientation import NAMES as ORIENTATION_NAMES
+from .orientation import ORIENTATIONS, orient, oriented_size
 from .presets import Preset
+from .quality import Quality, get_quality
 from .report import Report, versions
-from .stopping import STOP_RULES, Stopping, StoppingRule, plan_steps
+from .stopping import STOP_RULES, Stopping, StoppingRule, parse_steps, plan_steps
 from .tasks import Problem, Task, get_task, load_picture
 
 
@@ -99,6 +102,7 @@ class Checked:
     options: dict[str, Any]
     device: torch.device
     engine: Engine
+    quality: Quality
 
 
 def prepare(job: Job) -> Checked:
@@ -116,8 +120,10 @@ def prepare(job: Job) -> Checked:
         )
     if job.stop not in STOP_RULES:
         raise UserError(f"unknown stopping rule {job.stop!r}; use {', '.join(STOP_RULES)}")
+    quality = get_quality(task.name, job.quality)
     device = resolve_device(job.device)
-    return Checked(task, options, device, resolve_engine(job.engine, job.precision, device))
+    engine = resolve_engine(job.engine, job.precision, device)
+    return Checked(task, options, device, engine, quality)
 
 
 def run(
@@ -155,8 +161,14 @@ def run(
         ready(task.finish(problem, blank))
     if problem.reference is None and "reference" in job.inputs:
         problem.reference = _reference(load_picture(job.inputs["reference"]), problem)
-    preset = _preset(task, job, problem)
+    quality = checked.quality
+    preset = _preset(task, job, problem, quality)
     seed = secrets.randbelow(2**31) if job.seed is None else int(job.seed)
+    runs = job.runs if job.runs is not None else quality.runs
+    ensemble = job.ensemble if job.ensemble is not None else quality.ensemble
+    patience = job.patience
+    if patience is None and parse_steps(job.steps) is None:
+        patience = quality.patience
     preset, stopping = plan_steps(
         preset,
         job.steps,
@@ -167,6 +179,8 @@ def run(
         seed=seed,
         sigma=problem.sigma,
         estimate_from=problem.noisy,
+        patience=patience,
+        image_size=problem.out_size,
     )
     if stopping is not None and watch_only:
         stopping = replace(stopping, watch_only=True)
@@ -182,11 +196,11 @@ def run(
         problem, preset, device, engine, stopping, callbacks, progress, history_every, deadline
     )
     fits: list[_Fit] = []
-    for index in range(job.runs):
+    for index in range(runs):
         if index and _past(deadline):
             break  # out of time: the fits done are averaged
-        label = task.name if job.runs == 1 else f"{task.name} {index + 1}/{job.runs}"
-        fits.append(_fit_guarded(setup, label, seed + 1000 * index))
+        label = task.name if runs == 1 else f"{task.name} {index + 1}/{runs}"
+        fits.append(_fit_guarded(setup, label, seed + 1000 * index, _orientation(ensemble, index)))
         if fits[-1].result.interrupted:
             break
     finished = [f for f in fits if f.result.steps_run] or fits  # an interrupted run may have none
@@ -205,12 +219,16 @@ def run(
         backtracks=last.result.backtracks,
         interrupted=last.result.interrupted,
         steps_run=sum(f.result.steps_run for f in fits),
-        history=last.history.records if job.runs == 1 else None,
-        sections=problem.sections,
+        history=last.history.records if runs == 1 else None,
+        sections={
+            **problem.sections,
+            "quality": quality.describe()
+            | {"runs": runs, "ensemble": ensemble, "patience": patience},
+        },
     )
     if problem.guard is not None:
         report.sections = {
-            **problem.sections,
+            **report.sections,
             "collapse_guard": {
                 "rule": problem.guard_rule,
                 "fired": sum(f.guard_fired for f in fits),
@@ -218,10 +236,11 @@ def run(
             },
         }
     reference = problem.reference
-    if job.runs > 1:
+    if runs > 1:
         report.runs = [
             {
                 "seed": seed + 1000 * index,
+                **({"orientation": ORIENTATION_NAMES[index % ORIENTATIONS]} if ensemble else {}),
                 "steps_run": f.result.steps_run,
                 "stopping": _stopping_summary(setup, f.rule),
                 "metrics": _quality(f.image, reference) if f.result.steps_run else {},
@@ -230,7 +249,7 @@ def run(
         ]
     if any(f.result.steps_run for f in fits):
         metrics = _quality(picture.pixels, reference)
-        if reference is not None and job.runs == 1:
+        if reference is not None and runs == 1:
             key = "psnr_average" if last.result.average is not None else "psnr"
             best = last.history.best(key)
             if best is not None:
@@ -257,13 +276,14 @@ def _reference(reference: Picture, problem: Problem) -> np.ndarray:
     return reference.pixels
 
 
-def _preset(task: Task, job: Job, problem: Problem) -> Preset:
-    """The job's preset (by name or given), else the problem's default, with its overrides."""
+def _preset(task: Task, job: Job, problem: Problem, quality: Quality) -> Preset:
+    """The job's preset (by name or given), else the problem's default, changed by the quality
+    level, then by the job's overrides."""
     if isinstance(job.preset, Preset):
         chosen = job.preset
     else:
         chosen = task.preset(job.preset if job.preset is not None else problem.preset)
-    chosen = chosen.with_overrides(job.overrides)
+    chosen = quality.preset(chosen).with_overrides(job.overrides)
     if job.average is not None:
         chosen = replace(chosen, average_decay=job.average or None)
     return chosen
@@ -274,6 +294,11 @@ def _stopping_summary(setup: _Setup, rule: StoppingRule | None) -> dict[str, Any
     if stopping is None or rule is None:
         return {"steps": steps}
     return {"steps": "auto", "cap": steps, **stopping.describe(), **rule.summary()}
+
+
+def _orientation(ensemble: bool, index: int) -> int:
+    """The orientation run ``index`` draws the image in: all as given, unless self-ensembling."""
+    return index % ORIENTATIONS if ensemble else 0
 
 
 def _past(deadline: float | None) -> bool:
@@ -288,11 +313,11 @@ def _time_limit_summary(job: Job, fits: list[_Fit]) -> dict[str, Any]:
     return {"time_limit_s": job.time_limit, "time_limit_reached_at": reached}
 
 
-def _fit_guarded(setup: _Setup, label: str, seed: int) -> _Fit:
+def _fit_guarded(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fit:
     """One fit; a fit the problem's guard found stuck (no good state by ``GUARD_ARM_WITHIN``
     steps, or a final output that fails it) starts afresh from another seed at half the
     learning rate, ``MAX_RESTARTS`` times at most."""
-    attempt = _fit_once(setup, label, seed)
+    attempt = _fit_once(setup, label, seed, orientation)
     guard, restarts = setup.problem.guard, []
     for restart in range(1, MAX_RESTARTS + 1):
         if attempt.result.interrupted or not attempt.result.steps_run or _past(setup.deadline):
@@ -312,16 +337,21 @@ def _fit_guarded(setup: _Setup, label: str, seed: int) -> _Fit:
             }
         )
         seed += RESTART_SEED_STEP
-        attempt = _fit_once(replace(setup, preset=preset), f"{label} (restart {restart})", seed)
+        attempt = _fit_once(
+            replace(setup, preset=preset), f"{label} (restart {restart})", seed, orientation
+        )
     attempt.restarts = restarts
     return attempt
 
 
-def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
-    """One fit from ``seed``: net and code built, memory planned, the fit run."""
+def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fit:
+    """One fit from ``seed``: net and code built, memory planned, the fit run; the net draws
+    the image in ``orientation`` (see :mod:`deepprior.orientation`)."""
     problem, preset, device = setup.problem, setup.preset, setup.device
-    height, width = problem.out_size
+    height, width = oriented_size(*problem.out_size, orientation)
     source = problem.code_source
+    if source is not None and orientation:
+        source = orient(source, orientation)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         sized = {"size": (height, width)} if preset.net in SIZED_NETS else {}
@@ -390,7 +420,9 @@ def _fit_once(setup: _Setup, label: str, seed: int) -> _Fit:
         callbacks=chain,
         generator=torch.Generator(device=device).manual_seed(seed + 2),
         engine=plan.engine,
+        orientation=orientation,
     )
+    height, width = problem.out_size
     image = (
         to_numpy(result.image)
         if result.steps_run

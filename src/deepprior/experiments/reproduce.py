@@ -265,7 +265,7 @@ def compute(kind: str, method: str, sample: Sample, cell: str, ctx: Context) -> 
     """One cell's figures (PSNR and seconds; the fit's steps and history for the method)."""
     started = time.perf_counter()
     if not method.startswith("dip"):
-        result = _classical(kind, method, sample)
+        result = classical(kind, method, sample)
         return {"psnr": score(kind, result, sample), "seconds": time.perf_counter() - started}
     seed = ctx.seed + (SECOND_RUN if method == "dip-2" else 0)
     inputs: dict[str, Any] = {"image": sample.degraded, "reference": sample.clean}
@@ -281,6 +281,7 @@ def compute(kind: str, method: str, sample: Sample, cell: str, ctx: Context) -> 
             inputs,
             options=options,
             preset=ctx.plan.presets[kind],
+            quality="paper",
             steps=steps,
             max_steps=ctx.plan.max_steps[kind] if steps == "auto" else None,
             seed=seed,
@@ -319,7 +320,7 @@ def compute(kind: str, method: str, sample: Sample, cell: str, ctx: Context) -> 
     return figures
 
 
-def _classical(kind: str, method: str, sample: Sample) -> np.ndarray:
+def classical(kind: str, method: str, sample: Sample) -> np.ndarray:
     if method == "nlm":
         return denoise_nlm(sample.degraded, SIGMA / 255)
     if method == "bm3d":

@@ -1,0 +1,134 @@
+"""Quality levels: one option (``--quality fast|default|best|paper``) that trades time for PSNR.
+
+A level changes the task's preset and how the job runs: the network's width, the learning
+rate, the stopping rule's patience, the number of runs averaged and the self-ensemble. It
+applies to whichever preset the task picks (an inpainting mask picks its own), so it is
+written as changes to a preset, not as a preset. A job's own ``runs``, ``ensemble``,
+``patience`` and ``overrides`` win over its level's. Each figure below is measured with
+``benchmarks/frontier.py`` (see the README's quality section).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import UserError
+from .nets.skip import SkipConfig
+from .presets import Preset
+
+LEVELS = ("fast", "default", "best", "paper")
+
+
+@dataclass(frozen=True)
+class Quality:
+    """One level for one task: what it changes (nothing, by default)."""
+
+    name: str
+    contains: str
+    width: float = 1.0  # the network's channel counts (down and up) times this
+    lr: float | None = None  # None: the preset's
+    cap: int | None = None  # at most this many steps (the cap of --steps auto); None: the preset's
+    patience: int | None = None  # None: deepprior.stopping.PATIENCE
+    runs: int = 1
+    ensemble: bool = False
+    # The presets whose width, lr and steps it changes (those it was measured on); None: all.
+    applies_to: tuple[str, ...] | None = None
+
+    def preset(self, preset: Preset) -> Preset:
+        """``preset`` with this level's width, learning rate and steps (a preset it was not
+        measured on is kept as it is)."""
+        if self.applies_to is not None and preset.name not in self.applies_to:
+            return preset
+        if self.lr is not None:
+            preset = replace(preset, lr=self.lr)
+        if self.cap is not None and self.cap < preset.steps:
+            preset = replace(preset, steps=self.cap)
+        if self.width == 1.0 or preset.net != "skip":
+            return preset
+        defaults = SkipConfig()
+        options = dict(preset.net_options)
+        for key in ("down", "up"):
+            channels = options.get(key, getattr(defaults, key))
+            options[key] = tuple(max(1, round(c * self.width)) for c in channels)
+        return replace(preset, net_options=options)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "contains": self.contains,
+            "width": self.width,
+            "lr": self.lr,
+            "cap": self.cap,
+            "patience": self.patience,
+            "runs": self.runs,
+            "ensemble": self.ensemble,
+            "applies_to": self.applies_to,
+        }
+
+
+AS_PRESET = "the preset as it is"
+PAPER = Quality("paper", "the preset as it is (the authors' networks)")
+_SAME = {level: Quality(level, AS_PRESET) for level in LEVELS}
+
+NARROW = 0.25  # 32 channels a level where the authors have 128
+_DENOISE = ("authors", "paper")
+_SR = ("x2", "x3", "x4")
+_INPAINT = ("pixels",)
+# task -> level -> Quality; a task not listed has one level (its preset as it is). Measured on
+# 64² crops (CBM3D, Set5, Heide-11 and scikit-image photographs; README, "Quality levels"):
+# 32 channels fit as well as 128 at a third of the cost per step, so every level uses them.
+QUALITIES: dict[str, dict[str, Quality]] = {
+    "denoise": {
+        "fast": Quality(
+            "fast", "32 channels, at most 800 steps", width=NARROW, cap=800, applies_to=_DENOISE
+        ),
+        "default": Quality("default", "32 channels", width=NARROW, applies_to=_DENOISE),
+        "best": Quality(
+            "best",
+            "32 channels, 8 runs on the 8 orientations averaged",
+            width=NARROW,
+            runs=8,
+            ensemble=True,
+            applies_to=_DENOISE,
+        ),
+        "paper": PAPER,
+    },
+    "sr": {
+        "fast": Quality(
+            "fast", "32 channels, at most 800 steps", width=NARROW, cap=800, applies_to=_SR
+        ),
+        "default": Quality("default", "32 channels", width=NARROW, applies_to=_SR),
+        "best": Quality(
+            "best",
+            "32 channels, 4 runs on 4 orientations averaged",
+            width=NARROW,
+            runs=4,
+            ensemble=True,
+            applies_to=_SR,
+        ),
+        "paper": PAPER,
+    },
+    "inpaint": {
+        "fast": Quality(
+            "fast", "32 channels, at most 800 steps", width=NARROW, cap=800, applies_to=_INPAINT
+        ),
+        "default": Quality("default", "32 channels", width=NARROW, applies_to=_INPAINT),
+        "best": Quality(
+            "best",
+            "32 channels, 4 runs on 4 orientations averaged",
+            width=NARROW,
+            runs=4,
+            ensemble=True,
+            applies_to=_INPAINT,
+        ),
+        "paper": PAPER,
+    },
+}
+
+
+def get_quality(task: str, level: str) -> Quality:
+    """The level ``level`` of ``task``."""
+    if level not in LEVELS:
+        raise UserError(f"unknown quality {level!r}; choose one of {', '.join(LEVELS)}")
+    return QUALITIES.get(task, _SAME)[level]

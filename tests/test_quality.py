@@ -1,0 +1,155 @@
+"""Quality levels, the self-ensemble and the stopping rule's patience."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import deepprior
+from deepprior.errors import UserError
+from deepprior.orientation import (
+    ORIENTATIONS,
+    orient,
+    oriented_size,
+    unorient,
+    unorient_array,
+)
+from deepprior.quality import LEVELS, QUALITIES, Quality, get_quality
+from deepprior.synthetic import add_noise
+
+
+def test_every_orientation_turns_back_exactly_and_all_eight_differ():
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    seen = set()
+    for k in range(ORIENTATIONS):
+        turned = orient(x, k)
+        assert tuple(turned.shape[-2:]) == oriented_size(4, 5, k)
+        assert torch.equal(unorient(turned, k), x)
+        array = turned[0].permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(unorient_array(array, k), x[0].permute(1, 2, 0).numpy())
+        seen.add(turned.numpy().tobytes() if k % 2 == 0 else (k, turned.numpy().tobytes()))
+    assert len(seen) == ORIENTATIONS
+    with pytest.raises(ValueError, match="orientation"):
+        orient(x, 8)
+
+
+def _turned(image: np.ndarray, k: int) -> np.ndarray:
+    """``image`` (H×W×C) in orientation ``k``, as numpy."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    return orient(tensor, k).permute(1, 2, 0).contiguous().numpy()
+
+
+def test_a_self_ensemble_run_is_the_fit_of_the_turned_image_turned_back(photo, fast):
+    """Run k of an ensemble fits the image in orientation k: the same as fitting the turned
+    image from run k's seed and turning the result back (a 32×48 image: the quarter turn
+    swaps its sides)."""
+    noisy = add_noise(photo(48)[:32], 25, seed=1)
+    options = {"preset": fast, "steps": 6, "device": "cpu", "average": 0}
+    both, report = deepprior.denoise(noisy, seed=3, runs=3, ensemble=True, **options)
+    assert [r["orientation"] for r in report["runs"]] == ["as given", "turned 180°", "turned 90°"]
+    parts = []
+    for k in range(3):
+        fitted, _ = deepprior.denoise(_turned(noisy, k), seed=3 + 1000 * k, **options)
+        parts.append(unorient_array(fitted, k))
+    np.testing.assert_allclose(both, np.mean(parts, axis=0), atol=2e-3)
+    plain, _ = deepprior.denoise(noisy, seed=3, runs=3, ensemble=False, **options)
+    assert np.abs(plain - both).max() > 1e-2  # the orientations made other fits
+
+
+def test_the_ensemble_honours_an_inpainting_mask(photo, fast, small_presets):
+    clean = photo(32)
+    known = np.ones((32, 32), np.float32)
+    known[8:20, 10:26] = 0
+    restored, report = deepprior.inpaint(
+        clean * known[:, :, None], known, runs=2, ensemble=True, seed=0, device="cpu"
+    )
+    assert report["quality"]["ensemble"] is True
+    np.testing.assert_allclose(restored[known == 1], clean[known == 1], atol=1 / 255)
+
+
+def test_width_scales_the_channels_and_keeps_the_skips(fast):
+    narrow = Quality("x", "half", width=0.5, lr=0.02).preset(fast)
+    assert narrow.net_options["down"] == (8, 8, 8) and narrow.net_options["up"] == (8, 8, 8)
+    assert narrow.net_options["skip"] == fast.net_options["skip"] and narrow.lr == 0.02
+    authors = deepprior.presets.DENOISE_PRESETS["authors"]  # the net's own defaults, scaled
+    assert Quality("x", "half", width=0.5).preset(authors).net_options["down"] == (64,) * 5
+    assert Quality("x", "same").preset(fast) is fast
+
+
+def test_every_level_of_the_three_main_tasks_says_what_it_contains():
+    for task in ("denoise", "sr", "inpaint"):
+        assert set(QUALITIES[task]) == set(LEVELS)
+        for level in LEVELS:
+            quality = get_quality(task, level)
+            assert quality.name == level and quality.contains
+    assert get_quality("flash", "best").runs == 1  # a task without levels runs its preset
+    authors = deepprior.presets.DENOISE_PRESETS["authors"]
+    assert get_quality("denoise", "default").preset(authors).net_options["down"] == (32,) * 5
+    assert get_quality("denoise", "paper").preset(authors) is authors
+    region = deepprior.presets.INPAINT_PRESETS["region"]  # not measured: kept as it is
+    assert get_quality("inpaint", "fast").preset(region) is region
+    with pytest.raises(UserError, match="unknown quality 'great'"):
+        get_quality("denoise", "great")
+
+
+def test_the_report_says_which_level_ran_and_the_job_wins_over_it(photo, small_presets):
+    noisy = add_noise(photo(32), 25, seed=0)
+    best = get_quality("denoise", "best")
+    _, report = deepprior.denoise(noisy, quality="best", seed=0, device="cpu")
+    assert report["quality"]["name"] == "best" and report["quality"]["runs"] == best.runs
+    assert len(report["runs"]) == best.runs
+    _, report = deepprior.denoise(noisy, quality="best", runs=1, seed=0, device="cpu")
+    assert report["quality"]["runs"] == 1 and "runs" not in report
+    with pytest.raises(UserError, match="unknown quality"):
+        deepprior.denoise(noisy, quality="perfect", device="cpu")
+
+
+def test_patience_ends_the_rule_sooner(photo, fast):
+    from dataclasses import replace
+
+    noisy = add_noise(photo(32), 25, seed=0)
+    options = {"preset": replace(fast, steps=400), "seed": 0, "device": "cpu", "stop": "variance"}
+    _, short = deepprior.denoise(noisy, patience=30, **options)
+    stopping = short["stopping"]
+    assert stopping["patience"] == 30 and short["steps_run"] < 400
+    assert 30 <= stopping["fired_at"] - stopping["selected_step"] < 40
+    with pytest.raises(UserError, match="patience apply when steps is 'auto'"):
+        deepprior.denoise(noisy, preset=fast, steps=5, patience=30, device="cpu")
+    with pytest.raises(UserError, match="patience must be"):
+        deepprior.denoise(noisy, preset=fast, patience=0, device="cpu")
+
+
+def test_cli_quality_and_self_ensemble(tmp_path, photo, run_cli, small_presets):
+    from deepprior.io import from_array, write_image
+
+    source = tmp_path / "noisy.png"
+    write_image(source, from_array(add_noise(photo(32), 25, seed=0)))
+    out, report = tmp_path / "out.png", tmp_path / "report.json"
+    args = [str(source), "-o", str(out), "--report", str(report), "--seed", "0", "-q"]
+    assert run_cli("denoise", *args, "--quality", "fast", "--runs", "2", "--self-ensemble") == 0
+    data = json.loads(report.read_text())
+    assert data["quality"]["name"] == "fast" and data["quality"]["ensemble"] is True
+    assert data["job"]["quality"] == "fast" and [r["orientation"] for r in data["runs"]] == [
+        "as given",
+        "turned 180°",
+    ]
+    assert run_cli("denoise", *args, "--force", "--quality", "great") == 2
+
+
+def test_the_cap_grows_with_the_image_side_up_to_three_times():
+    from deepprior.stopping import size_cap
+
+    assert size_cap(2000, 64, 64) == size_cap(2000, 256, 256) == 2000
+    assert size_cap(2000, 512, 512) == 4000 and size_cap(2000, 384, 768) == 4243
+    assert size_cap(2000, 4096, 4096) == 6000
+
+
+def test_a_given_max_steps_is_the_cap_whatever_the_size(photo, fast):
+    noisy = add_noise(photo(32), 25, seed=0)
+    _, report = deepprior.denoise(noisy, preset=fast, max_steps=7, seed=0, device="cpu")
+    assert report["stopping"]["cap"] == 7
+    _, report = deepprior.denoise(noisy, preset=fast, steps="auto", seed=0, device="cpu")
+    assert report["stopping"]["cap"] == fast.steps
