@@ -260,6 +260,11 @@ def test_frontier_benchmark_marks_the_levers_that_pay(photo, tmp_path):
     results = json.loads(out.read_text())["results"]
     assert {r["image"] for r in results} == {"astronaut", "skimage:coffee"}
     assert all(r["steps_run"] <= 16 and r["seconds"] > 0 for r in results)
+    merged = run_script(
+        str(BENCHMARKS / "frontier.py"),
+        *("denoise", "--merge", str(out), "--versus", "width 32"),
+    )
+    assert "vs width 32" in merged and "runs 2" in merged and str(out) in merged
 
 
 def test_the_frontier_keeps_only_undominated_levers():
