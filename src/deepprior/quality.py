@@ -72,58 +72,32 @@ PAPER = Quality("paper", "the preset as it is (the authors' networks)")
 _SAME = {level: Quality(level, AS_PRESET) for level in LEVELS}
 
 NARROW = 0.25  # 32 channels a level where the authors have 128
-_DENOISE = ("authors", "paper")
-_SR = ("x2", "x3", "x4")
-_INPAINT = ("pixels",)
+FAST_CAP = 800
+
+
+def _levels(presets: tuple[str, ...], best_runs: int) -> dict[str, Quality]:
+    """The four levels of a task whose ``presets`` were measured; best averages ``best_runs``
+    fits, one per orientation."""
+    fast = f"32 channels, at most {FAST_CAP} steps"
+    best = f"32 channels, {best_runs} runs on {best_runs} orientations averaged"
+    return {
+        "fast": Quality("fast", fast, width=NARROW, cap=FAST_CAP, applies_to=presets),
+        "default": Quality("default", "32 channels", width=NARROW, applies_to=presets),
+        "best": Quality(
+            "best", best, width=NARROW, runs=best_runs, ensemble=True, applies_to=presets
+        ),
+        "paper": PAPER,
+    }
+
+
 # task -> level -> Quality; a task not listed has one level (its preset as it is). Measured on
-# 64² crops (CBM3D, Set5, Heide-11 and scikit-image photographs; README, "Quality levels"):
-# 32 channels fit as well as 128 at a third of the cost per step, so every level uses them.
+# 64² and 128² crops (CBM3D, Set5, Heide-11) and scikit-image photographs (README, "Quality
+# against time"): 32 channels fit as well as 128 at a third of the cost per step at 128², so
+# every level but paper uses them; only denoising's best was measured, at 8 runs.
 QUALITIES: dict[str, dict[str, Quality]] = {
-    "denoise": {
-        "fast": Quality(
-            "fast", "32 channels, at most 800 steps", width=NARROW, cap=800, applies_to=_DENOISE
-        ),
-        "default": Quality("default", "32 channels", width=NARROW, applies_to=_DENOISE),
-        "best": Quality(
-            "best",
-            "32 channels, 8 runs on the 8 orientations averaged",
-            width=NARROW,
-            runs=8,
-            ensemble=True,
-            applies_to=_DENOISE,
-        ),
-        "paper": PAPER,
-    },
-    "sr": {
-        "fast": Quality(
-            "fast", "32 channels, at most 800 steps", width=NARROW, cap=800, applies_to=_SR
-        ),
-        "default": Quality("default", "32 channels", width=NARROW, applies_to=_SR),
-        "best": Quality(
-            "best",
-            "32 channels, 4 runs on 4 orientations averaged",
-            width=NARROW,
-            runs=4,
-            ensemble=True,
-            applies_to=_SR,
-        ),
-        "paper": PAPER,
-    },
-    "inpaint": {
-        "fast": Quality(
-            "fast", "32 channels, at most 800 steps", width=NARROW, cap=800, applies_to=_INPAINT
-        ),
-        "default": Quality("default", "32 channels", width=NARROW, applies_to=_INPAINT),
-        "best": Quality(
-            "best",
-            "32 channels, 4 runs on 4 orientations averaged",
-            width=NARROW,
-            runs=4,
-            ensemble=True,
-            applies_to=_INPAINT,
-        ),
-        "paper": PAPER,
-    },
+    "denoise": _levels(("authors", "paper"), best_runs=8),
+    "sr": _levels(("x2", "x3", "x4"), best_runs=4),
+    "inpaint": _levels(("pixels",), best_runs=4),
 }
 
 
