@@ -39,8 +39,8 @@ class Job:
         overrides: preset fields to replace, e.g. ``{"lr": 0.02}``.
         steps: ``"auto"`` (a stopping rule ends the fit; ``max_steps`` caps it) or a count.
         stop: the rule of ``steps="auto"``; ``"auto"`` is the task's default.
-        quality: ``fast``, ``default`` or ``best``: the preset's width and learning rate,
-            the runs, the self-ensemble and the patience of that level (see
+        quality: ``fast``, ``default``, ``best`` or ``paper``: that level's changes to the
+            preset (width, cap) and to the run (runs, self-ensemble; see
             :mod:`deepprior.quality`); the fields below, when given, win over it.
         runs: independent fits averaged (seeds ``seed``, ``seed`` + 1000, ...); None: the
             quality level's.
