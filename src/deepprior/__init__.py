@@ -19,6 +19,7 @@ _EXPORTS = {
     "UserError": "errors",
     "Job": "job",
     "run": "runner",
+    "batch": "batches",
     "denoise": "api",
     "super_resolve": "api",
     "inpaint": "api",

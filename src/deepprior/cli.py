@@ -279,6 +279,7 @@ def _submit(
     """Turn a command's arguments into a job (paths made absolute) and execute it."""
     from .job import Job
 
+    batch = common.pop("batch", None)
     given = {"image": input_path, "reference": common.pop("reference"), **inputs}
     paths = {name: str(Path(p).absolute()) for name, p in given.items() if p is not None}
     job = Job(
@@ -289,7 +290,28 @@ def _submit(
         engine=common.pop("engine"),
         **{name: common.pop(name) for name in JOB_OPTIONS},
     )
+    if batch is not None:
+        return _run_batch(job, force=common["force"], quiet=common["quiet"], **batch)
     return _execute(job, **common)
+
+
+def _run_batch(job: Any, *, force: bool, quiet: bool, **where: Any) -> int:
+    """A batch: ``job`` is the template every image's job is made from."""
+    from .batches import run_batch
+
+    summary = run_batch(job, force=force, progress=not quiet, **where)
+    if not quiet:
+        counts = ", ".join(
+            f"{summary.count(state)} {state}"
+            for state in ("done", "failed", "skipped", "pending")
+            if summary.count(state)
+        )
+        click.echo(
+            f"batch: {counts} ({summary.ran} run now in {summary.seconds / 60:.1f} min, "
+            f"{summary.images_per_minute:.1f} images/min); summary: {summary.markdown}",
+            err=True,
+        )
+    return summary.exit_code
 
 
 def _execute(
@@ -834,6 +856,81 @@ def reproduce(
     if not quiet:
         click.echo(f"wrote {report}")
     return 0
+
+
+BATCH_TASKS = (denoise, sr, inpaint, restore)
+# The one-image commands' options that a batch replaces (each image has its own).
+ONE_IMAGE_ONLY = ("input_path", "output", "reference", "report_path", "save_every", "mask_path")
+
+
+@cli.group()
+def batch() -> None:
+    """Restore every image of a folder (or a glob) into an output folder.
+
+    deepprior batch TASK INPUT -o OUTPUT_DIR [the task's options]. A manifest in OUTPUT_DIR
+    records each image: rerunning the command skips what is done and retries the rest. Exit
+    status 0 when every image is done, 1 when any failed.
+    """
+
+
+def _batch_twin(single: click.Command) -> click.Command:
+    """``deepprior batch TASK``: the one-image command's options, over a folder."""
+    takes = {param.name for param in single.params}
+    params: list[click.Parameter] = [
+        click.Argument(["source"], metavar="INPUT"),
+        click.Option(
+            ["-o", "--output-dir"],
+            type=click.Path(file_okay=False),
+            required=True,
+            help="Folder for the results, their reports, the manifest and the summary.",
+        ),
+        click.Option(
+            ["--workers"],
+            type=click.IntRange(min=1),
+            default=None,
+            help="Images restored at once, each on its share of the cores (one per GPU); "
+            "default: from the cores and the images' size.",
+        ),
+        click.Option(
+            ["--ray"],
+            metavar="ADDRESS",
+            default=None,
+            help="Run on this Ray cluster ('local' starts one here); needs "
+            "pip install 'deepprior[ray]'.",
+        ),
+    ]
+    if "mask_path" in takes:
+        params.append(
+            click.Option(
+                ["--mask-dir"],
+                type=click.Path(file_okay=False),
+                default=None,
+                help="Folder of masks, matched by name (photo.jpg <- photo.png or "
+                "photo_mask.png; white = known).",
+            )
+        )
+    params += [param for param in single.params if param.name not in ONE_IMAGE_ONLY]
+    assert single.callback is not None
+
+    def callback(**values: Any) -> int:
+        where = {
+            name: values.pop(name, None)
+            for name in ("source", "output_dir", "workers", "ray", "mask_dir")
+        }
+        values |= {name: None for name in ONE_IMAGE_ONLY if name in takes}
+        return single.callback(batch=where, **values)  # type: ignore[misc]
+
+    return click.Command(
+        single.name,
+        params=params,
+        callback=callback,
+        help=f"{single.help} Every image of INPUT (a folder or a glob) into OUTPUT_DIR.",
+        short_help=single.get_short_help_str(),
+    )
+
+
+for _single in BATCH_TASKS:
+    batch.add_command(_batch_twin(_single))
 
 
 def _drawn(seed: int | None) -> int:
