@@ -278,3 +278,23 @@ def test_the_frontier_keeps_only_undominated_levers():
         {"lever": "best", "psnr": 30.5, "seconds": 80.0},
     ]
     assert frontier(rows) == {"fast", "good", "best"}
+
+
+def test_batch_throughput_benchmark_measures_modes_and_the_kill_demo(photo, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_image(folder / "astronaut.png", Picture(photo(64)))
+    out = tmp_path / "result.json"
+    argv = [str(BENCHMARKS / "batch_throughput.py"), str(folder), "--images", "4", "--crop", "24"]
+    stdout = run_script(*argv, "--steps", "5", "--modes", "serial", "workers-2", "--json", str(out))
+    assert "images_per_minute" in stdout and "commit" in stdout
+    results = json.loads(out.read_text())["results"]
+    assert [(r["mode"], r["images"], r["failed"]) for r in results] == [
+        ("serial", 4, 0),
+        ("workers-2", 4, 0),
+    ]
+    run_script(*argv, "--images", "8", "--steps", "60", "--kill-demo", "--json", str(out))
+    [demo] = json.loads(out.read_text())["results"]
+    assert demo["killed_after_done"] >= 4 and demo["rerun_exit"] == 0 and demo["all_done"]
+    assert demo["done_untouched"] == demo["results_before_rerun"] >= 4
+    assert demo["results_after_rerun"] == demo["summary_rows"] == 8
