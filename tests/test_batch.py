@@ -306,3 +306,29 @@ def test_a_batch_on_a_local_ray_cluster(tmp_path: Path) -> None:
         np.testing.assert_array_equal(
             read_image(tmp_path / "out" / name).pixels, read_image(tmp_path / "here" / name).pixels
         )
+
+
+def test_a_worker_killed_for_memory_fails_its_image_and_the_pool_goes_on(tmp_path: Path) -> None:
+    from deepprior.job import Job
+    from deepprior.workers import LocalPool
+
+    [image] = make_folder(tmp_path / "in", 1)
+    job = Job("denoise", {"image": str(image)}, seed=0)
+    pool = LocalPool(1, threads=1)
+    try:
+        pool.submit("long", job.with_seed(0).to_dict() | {"steps": 100_000}, ".png")
+        deadline = time.monotonic() + 60
+        while not getattr(pool._pool, "_processes", None) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [worker] = list(pool._pool._processes)  # type: ignore[attr-defined]
+        time.sleep(1.0)
+        os.kill(worker, signal.SIGKILL)  # what the kernel's out-of-memory killer does
+        name, result = pool.next_done()
+        assert name == "long" and result["state"] == "failed"
+        assert "worker process died" in result["error"]
+        pool.submit("short", job.to_dict() | {"steps": 3}, ".png")
+        name, result = pool.next_done()
+        assert name == "short" and result["state"] == "done"
+        assert result["report"]["steps_run"] == 3
+    finally:
+        pool.close(cancel=True)

@@ -15,6 +15,8 @@ import tempfile
 import threading
 import time
 import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -117,7 +119,8 @@ def _start_worker(threads: int, devices: Any, parent: int) -> None:
     """A pool worker's first act: its share of the cores (or its GPU), and to end with its
     parent, so that a batch killed with SIGKILL leaves no worker computing on."""
     if devices is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
+        with contextlib.suppress(queue.Empty):  # a replacement worker: no GPU left to claim
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get(timeout=1))
     share_cores(threads)
 
     def watch() -> None:
@@ -129,7 +132,11 @@ def _start_worker(threads: int, devices: Any, parent: int) -> None:
 
 
 class LocalPool:
-    """``workers`` processes on this machine, ``threads`` cores each (or one GPU each)."""
+    """``workers`` processes on this machine, ``threads`` cores each (or one GPU each).
+
+    A worker that dies (killed for memory) fails the images it held, which the next run
+    retries; the pool is then started afresh for the rest.
+    """
 
     def __init__(self, workers: int, threads: int, gpus: int = 0) -> None:
         import multiprocessing
@@ -141,31 +148,45 @@ class LocalPool:
             for index in range(gpus):
                 devices.put(index)
         self.capacity = workers
-        self._pool = context.Pool(
-            workers, initializer=_start_worker, initargs=(threads, devices, os.getpid())
-        )
-        self._done: queue.Queue[tuple[str, Result]] = queue.Queue()
+
+        def start() -> ProcessPoolExecutor:
+            return ProcessPoolExecutor(
+                workers,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(threads, devices, os.getpid()),
+            )
+
+        self._start = start
+        self._pool = start()
+        self._running: dict[Future[Result], str] = {}
 
     def submit(self, name: str, job_data: dict[str, Any], suffix: str) -> None:
-        def finished(result: Result) -> None:
-            self._done.put((name, result))
-
-        def crashed(error: BaseException) -> None:
-            self._done.put((name, {"state": "failed", "error": f"the worker died: {error}"}))
-
-        self._pool.apply_async(
-            restore, (job_data, suffix), callback=finished, error_callback=crashed
-        )
+        try:
+            future = self._pool.submit(restore, job_data, suffix)
+        except BrokenProcessPool:
+            self._pool = self._start()
+            future = self._pool.submit(restore, job_data, suffix)
+        self._running[future] = name
 
     def next_done(self) -> tuple[str, Result]:
-        return self._done.get()
+        done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+        future = next(iter(done))
+        name = self._running.pop(future)
+        try:
+            return name, future.result()
+        except BrokenProcessPool:
+            error = "its worker process died (out of memory?); rerun the batch to retry it"
+            return name, {"state": "failed", "error": error}
 
     def close(self, *, cancel: bool) -> None:
-        if cancel:
-            self._pool.terminate()
-        else:
-            self._pool.close()
-        self._pool.join()
+        if not cancel:
+            self._pool.shutdown()
+            return
+        processes = list(getattr(self._pool, "_processes", {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:  # stop the fits under way (Python < 3.14 has no API for it)
+            process.terminate()
 
 
 def _ray_restore(
