@@ -1013,6 +1013,51 @@ def demo(out_dir: str, steps: int | None, device: str, force: bool, quiet: bool)
     return run_demo(Path(out_dir), steps=steps, device=device, force=force, quiet=quiet)
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False),
+    default="deepprior-serve",
+    show_default=True,
+    help="Folder for the queue, the uploads and the results (kept across restarts).",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=25,
+    show_default=True,
+    help="Largest file accepted, in MB.",
+)
+@click.option(
+    "--max-megapixels",
+    type=click.FloatRange(min=0, min_open=True),
+    default=12,
+    show_default=True,
+    help="Largest image accepted, in millions of pixels.",
+)
+def serve(host: str, port: int, work_dir: str, max_upload_mb: float, max_megapixels: float) -> int:
+    """A local web page: upload, paint the holes, watch the fit converge, download."""
+    import uvicorn
+
+    from .web.app import Limits, create_app
+
+    folder = Path(work_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; --work-dir needs a folder")
+    limits = Limits(int(max_upload_mb * 2**20), int(max_megapixels * 1e6))
+    app = create_app(folder, limits)
+    if host not in LOOPBACK:
+        click.echo(f"deepprior: listening on {host}: whoever reaches it can run jobs", err=True)
+    click.echo(f"deepprior serve: http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
+
+
 def _interrupt_on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
