@@ -204,7 +204,7 @@ def _alive(pid: int) -> bool:
 def test_a_batch_killed_halfway_resumes_without_writing_anything_twice(tmp_path: Path) -> None:
     make_folder(tmp_path / "in", 20, size=32)
     out = tmp_path / "out"
-    argv = [*COMMAND, "batch", "denoise", str(tmp_path / "in"), "-o", str(out), "--steps", "30",
+    argv = [*COMMAND, "batch", "denoise", str(tmp_path / "in"), "-o", str(out), "--steps", "80",
             "--seed", "0", "--workers", "2", "-q"]  # fmt: skip
     process = subprocess.Popen(argv, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -217,6 +217,8 @@ def test_a_batch_killed_halfway_resumes_without_writing_anything_twice(tmp_path:
                 break
     workers = _children(process.pid)
     assert process.poll() is None and len(done) >= 6
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=120)  # at the same time
+    assert second.returncode == 2 and "another batch is writing into" in second.stderr
     assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
     process.send_signal(signal.SIGKILL)
     process.wait()

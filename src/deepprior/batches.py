@@ -271,7 +271,8 @@ def run_batch(
 
     manifest = Manifest(out_dir)
     try:
-        manifest.claim(_settings(template, os.fspath(source), masks))
+        manifest.lock()
+        manifest.claim(_settings(template, os.path.abspath(source), masks))
         for item in planned:
             seed = template.seed if template.seed is not None else secrets.randbelow(2**31)
             manifest.add(
@@ -301,7 +302,7 @@ def run_batch(
                 ready.append(entry)
         ran = _run_all(manifest, ready, by_name, template, ray, workers, progress, tqdm)
     finally:
-        entries = manifest.entries()
+        entries = [entry for entry in manifest.entries() if entry.name in by_name]
         manifest.close()
     csv_path, md_path = write_summary(out_dir, entries)
     return BatchSummary(out_dir, entries, ran, time.perf_counter() - started, csv_path, md_path)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import UserError
 
@@ -69,6 +69,7 @@ class Manifest:
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / FILE_NAME
+        self._lock_file: BinaryIO | None = None
         try:
             self._db = sqlite3.connect(self.path, timeout=30)
             self._db.executescript(_SCHEMA)
@@ -78,8 +79,25 @@ class Manifest:
                 "another output folder"
             ) from None
 
+    def lock(self) -> None:
+        """Make this process the folder's only batch (until :meth:`close`): two at once would
+        take each other's running images for cut-off ones and make them twice."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks here; one batch per folder by hand
+            return
+        self._lock_file = self.path.open("rb")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"another batch is writing into {self.path.parent}; wait for it to finish"
+            ) from None
+
     def close(self) -> None:
         self._db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

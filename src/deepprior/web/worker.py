@@ -60,10 +60,10 @@ class Worker(threading.Thread):
             self._stops[job_id].set()
 
     def close(self) -> None:
+        """Take no more jobs. A job still running dies with the process (this thread is a
+        daemon) and stays ``running`` in the store, so the next server runs it again."""
         self._closing.set()
         self.wake.set()
-        for stop in list(self._stops.values()):
-            stop.set()
 
     def run(self) -> None:
         while not self._closing.is_set():
