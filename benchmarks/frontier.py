@@ -78,6 +78,14 @@ LEVERS: dict[str, dict[str, Any]] = {
     "width 32, ensemble 8": {**_widths(32), "runs": 8, "ensemble": True},
     "quality fast": {"quality": "fast"},
     "quality best": {"quality": "best"},
+    "width 32, cosine lr": {
+        **_widths(32),
+        "overrides": {**_widths(32)["overrides"], "lr_schedule": "cosine"},
+    },
+    "width 32, cosine lr 0.02": {
+        **_widths(32),
+        "overrides": {**_widths(32)["overrides"], "lr_schedule": "cosine", "lr": 0.02},
+    },
 }
 
 

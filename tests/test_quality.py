@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -153,3 +154,26 @@ def test_a_given_max_steps_is_the_cap_whatever_the_size(photo, fast):
     assert report["stopping"]["cap"] == 7
     _, report = deepprior.denoise(noisy, preset=fast, steps="auto", seed=0, device="cpu")
     assert report["stopping"]["cap"] == fast.steps
+
+
+def test_the_cosine_schedule_lowers_the_learning_rate_to_a_tenth(photo, fast):
+    from dataclasses import replace
+
+    from deepprior.fitting import Callback
+    from deepprior.job import Job
+    from deepprior.runner import run
+
+    seen: list[float] = []
+
+    class Watch(Callback):
+        def on_step(self, state):
+            seen.append(state.optimizer.param_groups[0]["lr"])
+
+    noisy = add_noise(photo(24), 25, seed=0)
+    preset = replace(fast, lr=0.02, lr_schedule="cosine")
+    run(Job("denoise", {"image": noisy}, preset=preset, steps=20, seed=0), callbacks=[Watch()])
+    assert len(seen) == 20 and seen[-1] == pytest.approx(0.002)
+    assert all(a > b for a, b in itertools.pairwise(seen))
+    assert seen[0] == pytest.approx(0.02 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi / 20))))
+    with pytest.raises(UserError, match="lr_schedule"):
+        run(Job("denoise", {"image": noisy}, preset=replace(fast, lr_schedule="step"), steps=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -101,6 +102,20 @@ class Snapshots(Callback):
         if (state.step + 1) % self.every == 0:
             image = state.average if state.average is not None else state.output
             self.save(state.step + 1, image)
+
+
+class CosineLearningRate(Callback):
+    """Lowers Adam's learning rate from ``lr`` to ``lr * floor`` along half a cosine over
+    ``steps`` (the fit's cap): large steps early, fine ones late."""
+
+    def __init__(self, lr: float, steps: int, floor: float = 0.1):
+        self.lr, self.steps, self.floor = lr, max(1, steps), floor
+
+    def on_step(self, state: FitState) -> None:
+        progress = min(1.0, (state.step + 1) / self.steps)
+        scale = self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        for group in state.optimizer.param_groups:
+            group["lr"] = self.lr * scale
 
 
 class TimeLimit(Callback):

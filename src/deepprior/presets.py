@@ -23,6 +23,7 @@ class Preset:
     code_channels: int = 32
     code_scale: float = 0.1
     lr: float = 0.01
+    lr_schedule: str = "constant"  # or "cosine": from lr down to lr/10 over the steps (the cap)
     steps: int = 3000
     input_noise: float = 1 / 30
     average_decay: float | None = 0.99

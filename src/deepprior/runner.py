@@ -18,7 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .callbacks import ExponentialAverage, History, Progress, Snapshots, TimeLimit
+from .callbacks import (
+    CosineLearningRate,
+    ExponentialAverage,
+    History,
+    Progress,
+    Snapshots,
+    TimeLimit,
+)
 from .canvas import padded_layout, to_numpy, to_tensor
 from .data_terms import MSE
 from .engine import Engine, plan_memory, resolve_device, resolve_engine
@@ -395,6 +402,10 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
     chain: list[Callback] = []
     if preset.average_decay is not None:
         chain.append(ExponentialAverage(preset.average_decay, warmup=preset.average_warmup))
+    if preset.lr_schedule not in ("constant", "cosine"):
+        raise UserError(f"lr_schedule is 'constant' or 'cosine', got {preset.lr_schedule!r}")
+    if preset.lr_schedule == "cosine":
+        chain.append(CosineLearningRate(preset.lr, preset.steps))
     rule = stopping.rule(operator, y) if stopping is not None else None
     limit = TimeLimit(setup.deadline) if setup.deadline is not None else None
     chain += [
