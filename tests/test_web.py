@@ -124,20 +124,24 @@ def serving(work_dir: Path, *extra: str) -> Iterator[Server]:
 
 def test_a_job_runs_and_its_result_and_report_are_served(tmp_path: Path) -> None:
     with serving(tmp_path / "work") as server:
+        clean = make_photo(24)
+        noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1)
         status, body = server.submit(
             {"task": "denoise", "steps": "12", "seed": "0", "quality": "fast"},
-            {"image": ("noisy.png", photo_png())},
-        )
+            {"image": ("noisy.png", png_bytes((noisy * 255).astype(np.uint8))),
+             "reference": ("clean.png", photo_png())},
+        )  # fmt: skip
         assert status == 201 and body["state"] == "queued"
         job = server.wait(body["id"])
         assert job["state"] == "done" and job["step"] == 12 and job["error"] is None
         assert [point["step"] for point in job["history"]][:2] == [1, 10]
+        assert all(point["psnr"] > 10 for point in job["history"])
         status, png = server.request("GET", f"/api/jobs/{body['id']}/result")
         assert status == 200 and Image.open(io.BytesIO(png)).size == (24, 24)
         status, report = server.request("GET", f"/api/jobs/{body['id']}/report")
         data = json.loads(report)
         assert data["steps_run"] == 12 and data["job"]["quality"] == "fast"
-        assert data["job"]["seed"] == 0
+        assert data["job"]["seed"] == 0 and data["metrics"]["psnr"] > 10
 
 
 def test_bad_requests_are_refused_with_their_message(tmp_path: Path) -> None:

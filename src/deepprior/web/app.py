@@ -1,6 +1,7 @@
 """The web page and its JSON API (Starlette), over the store and the worker.
 
-    POST /api/jobs                 multipart: task, image, [mask], [no_flash], options
+    POST /api/jobs                 multipart: task, image, [mask], [no_flash], [reference],
+                                   options
     GET  /api/jobs/{id}            state, step, history, error
     GET  /api/jobs/{id}/result     the result (PNG)
     GET  /api/jobs/{id}/preview    the current result while it runs (PNG)
@@ -39,7 +40,7 @@ from .store import Store
 from .worker import Worker, saved_history
 
 TASKS = ("denoise", "sr", "inpaint", "restore", "flash")
-FILES = ("image", "mask", "no_flash")
+FILES = ("image", "mask", "no_flash", "reference")
 SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "TIFF": ".tif", "WEBP": ".webp"}
 JOB_ID = re.compile(r"^[0-9a-f]{16}$")
 
@@ -185,6 +186,8 @@ def create_app(work_dir: Path, limits: Limits | None = None) -> Starlette:
                     raise _error(400, "the mask must be the size of the image")
             if task == "flash":
                 inputs = {"image": str(paths["no_flash"]), "flash": str(paths["image"])}
+            if "reference" in paths:  # the clean image: PSNR live and in the report
+                inputs["reference"] = str(paths["reference"])
             job = Job(task=task, inputs=inputs, options=options, **fields)
             from ..runner import prepare
 
