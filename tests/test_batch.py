@@ -334,3 +334,22 @@ def test_a_worker_killed_for_memory_fails_its_image_and_the_pool_goes_on(tmp_pat
         assert result["report"]["steps_run"] == 3
     finally:
         pool.close(cancel=True)
+
+
+def test_ctrl_c_keeps_what_is_done_and_leaves_the_rest_for_the_next_run(tmp_path: Path) -> None:
+    make_folder(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    argv = [*COMMAND, "batch", "denoise", str(tmp_path / "in"), "-o", str(out), "--seed", "0",
+            "--workers", "1", "-q"]  # fmt: skip
+    process = subprocess.Popen([*argv, "--steps", "100000"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (out / "manifest.sqlite").is_file() and "running" in states(out).values():
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in stderr
+    assert set(states(out).values()) == {"pending"}  # cut off: retried next time
+    assert not list(out.glob("*.png")) and (out / "summary.csv").is_file()

@@ -301,10 +301,10 @@ def run_batch(
             else:
                 ready.append(entry)
         ran = _run_all(manifest, ready, by_name, template, ray, workers, progress, tqdm)
-    finally:
+    finally:  # also when interrupted: the summary says what is done and what waits
         entries = [entry for entry in manifest.entries() if entry.name in by_name]
         manifest.close()
-    csv_path, md_path = write_summary(out_dir, entries)
+        csv_path, md_path = write_summary(out_dir, entries)
     return BatchSummary(out_dir, entries, ran, time.perf_counter() - started, csv_path, md_path)
 
 
