@@ -144,6 +144,21 @@ def test_a_job_runs_and_its_result_and_report_are_served(tmp_path: Path) -> None
         assert data["job"]["seed"] == 0 and data["metrics"]["psnr"] > 10
 
 
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        argv = [sys.executable, "-m", "deepprior", "serve", "--port", port, "--work-dir",
+                str(tmp_path / "work")]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"deepprior: error: cannot listen on 127.0.0.1:{port} (Address already in use); "
+        "choose another --port or --host"
+    ]
+
+
 def test_bad_requests_are_refused_with_their_message(tmp_path: Path) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     big_file = png_bytes(noise)  # about 12 kB: over a 10 kB limit

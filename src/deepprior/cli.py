@@ -307,8 +307,8 @@ def _run_batch(job: Any, *, force: bool, quiet: bool, **where: Any) -> int:
             if summary.count(state)
         )
         click.echo(
-            f"batch: {counts} ({summary.ran} run now in {summary.seconds / 60:.1f} min, "
-            f"{summary.images_per_minute:.1f} images/min); summary: {summary.markdown}",
+            f"batch: {counts}; {summary.ran} finished in this run ({summary.seconds / 60:.1f} "
+            f"min, {summary.images_per_minute:.1f} images/min); summary: {summary.markdown}",
             err=True,
         )
     return summary.exit_code
@@ -1016,6 +1016,22 @@ def demo(out_dir: str, steps: int | None, device: str, force: bool, quiet: bool)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def _check_free(host: str, port: int) -> None:
+    """One line, before anything starts, when the address cannot be listened on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UserError(
+            f"cannot listen on {host}:{port} ({reason}); choose another --port or --host"
+        ) from None
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
@@ -1049,6 +1065,7 @@ def serve(host: str, port: int, work_dir: str, max_upload_mb: float, max_megapix
     folder = Path(work_dir)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file; --work-dir needs a folder")
+    _check_free(host, port)
     limits = Limits(int(max_upload_mb * 2**20), int(max_megapixels * 1e6))
     app = create_app(folder, limits)
     if host not in LOOPBACK:
