@@ -115,3 +115,10 @@ def test_devices_are_checked():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_the_report_records_the_cpu_threads(fast, noisy32):
+    import torch
+
+    _, report = deepprior.denoise(noisy32, preset=fast, steps=2, seed=0, device="cpu")
+    assert report["cpu_threads"] == torch.get_num_threads() >= 1

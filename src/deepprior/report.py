@@ -58,6 +58,7 @@ class Report:
     runs: list[dict[str, Any]] | None = None
     history: list[dict[str, float]] | None = None
     metrics: dict[str, Any] | None = None
+    cpu_threads: int | None = None  # PyTorch's threads on a CPU: results differ in their last bits
     sections: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -446,6 +446,7 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
         "memory": plan.to_dict(),
         "versions": versions(),
         "net_parameters": count_parameters(net),
+        "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
         "image_size": [height, width],
         "padded_size": [padded_h, padded_w],
     }
