@@ -181,8 +181,7 @@ def create_app(work_dir: Path, limits: Limits | None = None) -> Starlette:
             inputs = {"image": str(paths["image"])}
             if task == "inpaint" and "mask" in paths:
                 inputs["mask"] = str(paths["mask"])
-                sizes = {Image.open(p).size for p in (paths["image"], paths["mask"])}
-                if len(sizes) > 1:
+                if _size(paths["image"]) != _size(paths["mask"]):
                     raise _error(400, "the mask must be the size of the image")
             if task == "flash":
                 inputs = {"image": str(paths["no_flash"]), "flash": str(paths["image"])}
@@ -278,6 +277,11 @@ def create_app(work_dir: Path, limits: Limits | None = None) -> Starlette:
     app.state.store = store
     app.state.worker = worker
     return app
+
+
+def _size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
 
 
 def _discard(folder: Path) -> None:
