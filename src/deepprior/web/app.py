@@ -98,22 +98,22 @@ async def _save_upload(upload: UploadFile, name: str, folder: Path, limits: Limi
     if len(data) > limits.upload_bytes:
         raise _error(
             413,
-            f"{name} is {len(data) / 2**20:.1f} MB; the limit is "
+            f"the {name} file is {len(data) / 2**20:.1f} MB; the limit is "
             f"{limits.upload_bytes / 2**20:.0f} MB (deepprior serve --max-upload-mb)",
         )
     if not data:
-        raise _error(400, f"{name} is an empty file")
+        raise _error(400, f"the {name} file is empty")
     try:
         with Image.open(io.BytesIO(data)) as image:
             fmt, width, height = image.format, image.width, image.height
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise _error(400, f"{name} is not an image (PNG, JPEG, TIFF or WebP)") from None
+        raise _error(400, f"the {name} file is not an image (PNG, JPEG, TIFF or WebP)") from None
     if fmt not in READ_FORMATS:
-        raise _error(400, f"{name} is a {fmt} image; send PNG, JPEG, TIFF or WebP")
+        raise _error(400, f"the {name} file is a {fmt} image; send PNG, JPEG, TIFF or WebP")
     if width * height > limits.pixels:
         raise _error(
             413,
-            f"{name} is {width}×{height} ({width * height / 1e6:.1f} MP); the limit is "
+            f"the {name} is {width}×{height} ({width * height / 1e6:.1f} MP); the limit is "
             f"{limits.pixels / 1e6:.0f} MP (deepprior serve --max-megapixels)",
         )
     path = folder / f"{name}{SUFFIXES[fmt]}"
@@ -121,7 +121,7 @@ async def _save_upload(upload: UploadFile, name: str, folder: Path, limits: Limi
     try:
         read_image(path)
     except UserError as error:
-        raise _error(400, f"{name}: {str(error).replace(str(path), 'the file')}") from None
+        raise _error(400, str(error).replace(str(path), f"the {name} file")) from None
     return path
 
 
