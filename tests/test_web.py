@@ -287,6 +287,7 @@ def test_the_page_uploads_paints_runs_and_downloads(tmp_path: Path, chromium: st
         page.mouse.move(left + box["width"] * 0.4, top, steps=10)
         page.mouse.up()
         page.fill("#steps", "30")
+        page.fill("#preset", "pixels")
         page.select_option("#quality", "fast")
         page.click("#start")
         page.wait_for_function(
@@ -299,6 +300,10 @@ def test_the_page_uploads_paints_runs_and_downloads(tmp_path: Path, chromium: st
             page.click("#download-result")
         downloaded = tmp_path / "downloaded.png"
         download_info.value.save_as(downloaded)
+        with page.expect_download() as report_info:
+            page.click("#download-report")
+        report = json.loads(Path(report_info.value.path()).read_text())
+        assert report["settings"]["name"] == "pixels" and report["steps_run"] == 30
         browser.close()
     result = np.asarray(Image.open(downloaded).convert("RGB"))
     assert result.shape == source.shape
