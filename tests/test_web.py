@@ -311,3 +311,16 @@ def test_the_page_uploads_paints_runs_and_downloads(tmp_path: Path, chromium: st
     # the painted stroke (a band across the middle) was filled; the rest kept as it was
     assert changed[20:28, 18:30].mean() > 0.5
     assert changed[:8].sum() == 0 and changed[-8:].sum() == 0
+
+
+def test_stop_ends_every_run_of_a_multi_run_job(fast: Any) -> None:
+    from deepprior.job import Job
+    from deepprior.runner import run
+    from deepprior.web.worker import Live
+
+    stop = threading.Event()
+    stop.set()  # Stop pressed: the first step is the last, and no second run starts
+    live: dict[str, Any] = {"step": 0, "history": []}
+    job = Job("denoise", {"image": make_photo(24)}, preset=fast, runs=3, steps=50, seed=0)
+    outcome = run(job, callbacks=[Live(live, stop)])
+    assert outcome.interrupted and outcome.report.steps_run == 1 and live["step"] == 1

@@ -201,7 +201,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda temporary: temporary.write_bytes(data))
 
 
-def _recover(manifest: Manifest, by_name: dict[str, Planned]) -> None:
+def _recover(manifest: Manifest) -> None:
     """Put right what a killed batch left: a run whose report and result were both written is
     done (its result is not made again); any other cut-off run waits again."""
     for entry in manifest.entries():
@@ -229,7 +229,7 @@ def _executor(
         cores=cores, pixels=_largest_pixels(planned), gpus=gpus, images=todo, workers=workers
     )
     if ray is not None:
-        return RayCluster(ray, threads=1 if gpus else min(threads, cores), gpus=gpus)
+        return RayCluster(ray, threads=1 if gpus else threads, gpus=gpus)
     if count == 1 and not gpus:
         return InProcess()
     return LocalPool(count, threads, gpus=min(gpus, count))
@@ -248,8 +248,6 @@ def run_batch(
 ) -> BatchSummary:
     """Restore every image of ``source`` (a folder or a glob) with ``template``'s settings into
     ``output_dir``; rerun to finish a batch that was cut off. See :func:`batch`."""
-    from tqdm.auto import tqdm
-
     from .runner import prepare
 
     started = time.perf_counter()
@@ -283,7 +281,7 @@ def run_batch(
                 seed=seed,
                 skipped=item.skip,
             )
-        _recover(manifest, by_name)
+        _recover(manifest)
         todo = [
             e for e in manifest.entries() if e.name in by_name and e.state in ("pending", "failed")
         ]
@@ -300,7 +298,7 @@ def run_batch(
                 )
             else:
                 ready.append(entry)
-        ran = _run_all(manifest, ready, by_name, template, ray, workers, progress, tqdm)
+        ran = _run_all(manifest, ready, by_name, template, ray, workers, progress)
     finally:  # also when interrupted: the summary says what is done and what waits
         entries = [entry for entry in manifest.entries() if entry.name in by_name]
         manifest.close()
@@ -321,9 +319,10 @@ def _run_all(
     ray: str | None,
     workers: int | None,
     progress: bool,
-    tqdm: Any,
 ) -> int:
     """Run the ready images, keeping the executor busy; returns how many finished."""
+    from tqdm.auto import tqdm
+
     if not ready:
         return 0
     planned = [by_name[entry.name] for entry in ready]

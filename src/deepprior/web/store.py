@@ -142,10 +142,6 @@ class Store:
                 self._db.execute("UPDATE jobs SET stop_requested = 1 WHERE id = ?", (job_id,))
             return str(row[0])
 
-    def stop_requested(self, job_id: str) -> bool:
-        record = self.get(job_id)
-        return record is not None and record.stop_requested
-
     def close(self) -> None:
         with self._lock:
             self._db.close()

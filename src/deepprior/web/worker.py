@@ -40,8 +40,8 @@ class Live(Callback):
             if "psnr" in state.metrics:
                 point["psnr"] = float(state.metrics["psnr"])
             self.live["history"].append(point)
-        if self.stop.is_set():
-            state.stop = True
+        if self.stop.is_set():  # as Ctrl-C: also no further runs of a multi-run job
+            state.stop = state.interrupted = True
 
 
 class Worker(threading.Thread):
