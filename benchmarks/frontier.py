@@ -73,6 +73,10 @@ LEVERS: dict[str, dict[str, Any]] = {
     "cap 1000": {"max_steps": 1000},
     **{f"width 32, cap {n}": {**_widths(32), "max_steps": n} for n in (300, 500, 600, 800, 1000)},
     "paper": {"quality": "paper"},
+    "paper, wiener": {"quality": "paper", "options": {"wiener": True}},
+    "default, no wiener": {"options": {"wiener": False}},
+    "fast, no wiener": {"quality": "fast", "options": {"wiener": False}},
+    "best, no wiener": {"quality": "best", "options": {"wiener": False}},
     "width 32, runs 4": {**_widths(32), "runs": 4},
     "width 32, ensemble 4": {**_widths(32), "runs": 4, "ensemble": True},
     "width 32, ensemble 8": {**_widths(32), "runs": 8, "ensemble": True},
@@ -110,7 +114,9 @@ def fit(
 ) -> dict[str, Any]:
     """One lever on one image: PSNR, wall seconds and steps."""
     inputs: dict[str, Any] = {"image": sample.degraded}
+    lever = dict(lever)
     options = {"scale": SCALE} if kind == "sr" else {}
+    options |= lever.pop("options", {})
     if sample.known is not None:
         inputs["mask"] = sample.known
     settings = {"preset": PRESETS[kind], "steps": "auto", "max_steps": args.max_steps, **lever}
@@ -119,12 +125,16 @@ def fit(
         Job(kind, inputs, options=options, device=args.device, precision=args.precision, **settings)
     )
     seconds = time.perf_counter() - started
-    return {
+    row = {
         "image": sample.name,
         "psnr": score(kind, outcome.picture.pixels, sample),
         "seconds": seconds,
         "steps_run": outcome.report.steps_run,
     }
+    refine = (outcome.report.sections or {}).get("refine", {})
+    if refine.get("wiener"):  # the fit's own PSNR, before the Wiener filter
+        row["psnr_fit"] = score(kind, outcome.image, sample)
+    return row
 
 
 def baseline(kind: str, method: str, sample: Sample) -> dict[str, Any]:
@@ -230,6 +240,7 @@ def main() -> None:
             "psnr": statistics.fmean(r["psnr"] for r in results if r["lever"] == name),
             "seconds": statistics.fmean(r["seconds"] for r in results if r["lever"] == name),
             "steps": statistics.fmean(r["steps_run"] for r in results if r["lever"] == name),
+            "psnr_fit": _mean_fit_psnr([r for r in results if r["lever"] == name]),
         }
         for name in names
     ]
@@ -237,7 +248,16 @@ def main() -> None:
     reference = next((r for r in rows if r["lever"] == args.versus), None)
     versus = f"vs {args.versus}"
     print_table(
-        ["lever", "mean PSNR", versus, "mean s", f"time {versus}", "mean steps", "frontier"],
+        [
+            "lever",
+            "mean PSNR",
+            versus,
+            "mean s",
+            f"time {versus}",
+            "mean steps",
+            "frontier",
+            "before Wiener",
+        ],
         [
             [
                 r["lever"] + (" (baseline, σ told)" if r["baseline"] else ""),
@@ -247,12 +267,20 @@ def main() -> None:
                 f"{r['seconds'] / reference['seconds']:.2f}x" if reference else "",
                 f"{r['steps']:.0f}",
                 "yes" if r["lever"] in on_front else "",
+                "" if r["psnr_fit"] is None else f"{r['psnr_fit']:.2f}",
             ]
             for r in rows
         ],
     )
     if args.plot is not None:
         plot(rows, on_front, args.plot, f"{args.kind}, {count} images, crop {args.crop}")
+
+
+def _mean_fit_psnr(results: list[dict[str, Any]]) -> float | None:
+    """The mean PSNR of the fits before the Wiener filter, when every image had one."""
+    if not results or any("psnr_fit" not in r for r in results):
+        return None
+    return statistics.fmean(r["psnr_fit"] for r in results)
 
 
 def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
@@ -276,7 +304,8 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
             entry = {"lever": name, **fit(args.kind, sample, LEVERS[name], args)}
             results.append(entry)
             print(
-                f"done {name} {sample.name}: {entry['psnr']:.2f} dB, {entry['seconds']:.0f} s",
+                f"done {name} {sample.name}: {entry['psnr']:.2f} dB, {entry['seconds']:.0f} s"
+                + (f" (fit {entry['psnr_fit']:.2f} dB)" if "psnr_fit" in entry else ""),
                 flush=True,
             )
     if args.baselines:

@@ -65,15 +65,17 @@ def denoise(
     *,
     reference: ArrayLike | None = None,
     sigma: float | None = None,
+    wiener: bool | None = None,
     **options: Any,
 ) -> tuple[ArrayLike, dict[str, Any]]:
     """Denoise an image; ``sigma`` is the noise level in 8-bit levels when known.
 
     ``steps="auto"`` (the default) stops by a rule (``stop``; see :mod:`deepprior.stopping`);
     ``runs`` averages that many independent fits; ``average`` sets the output's tail
-    averaging (EMA decay; 0: off).
+    averaging (EMA decay; 0: off). ``wiener``: end with an empirical Wiener filter guided by
+    the fit (None: the quality level's choice, on for all but ``paper``).
     """
-    options["task_options"] = {"sigma": sigma}
+    options["task_options"] = {"sigma": sigma, "wiener": wiener}
     return run_arrays("denoise", image, reference=reference, **options)
 
 

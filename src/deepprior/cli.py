@@ -386,10 +386,19 @@ def _execute(
     default=None,
     help="The noise level in 8-bit levels (e.g. 25), when known; else it is estimated.",
 )
+@click.option(
+    "--wiener/--no-wiener",
+    default=None,
+    help="End with an empirical Wiener filter guided by the fit (8×8 DCT blocks, at the "
+    "noise level of the stopping rule); default: on, except with --quality paper.",
+)
 @fit_options
-def denoise(input_path: str, preset: str, sigma: float | None, **common: Any) -> int:
+def denoise(
+    input_path: str, preset: str, sigma: float | None, wiener: bool | None, **common: Any
+) -> int:
     """Blind denoising of INPUT (no noise level needed)."""
-    options = {"sigma": sigma} if sigma is not None else {}
+    given = {"sigma": sigma, "wiener": wiener}
+    options = {name: value for name, value in given.items() if value is not None}
     return _submit("denoise", input_path, options=options, preset=preset, inputs={}, common=common)
 
 

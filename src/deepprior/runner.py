@@ -49,8 +49,8 @@ from .tasks import Problem, Task, get_task, load_picture
 class Outcome:
     """A finished (or interrupted) run: the result, the fitted pixels and the report.
 
-    ``image`` is the fit's output (H×W×C, averaged over runs) before the task finished it into
-    ``picture``; ``result``, ``history`` and ``rule`` are the last fit's.
+    ``image`` is the fit's output (H×W×C, averaged over runs) before the task refined and
+    finished it into ``picture``; ``result``, ``history`` and ``rule`` are the last fit's.
     """
 
     picture: Picture
@@ -212,7 +212,10 @@ def run(
             break
     finished = [f for f in fits if f.result.steps_run] or fits  # an interrupted run may have none
     image = np.mean([f.image for f in finished], axis=0).astype(np.float32)
-    picture = task.finish(problem, image)
+    refined, refine_section = image, None
+    if task.refine is not None and any(f.result.steps_run for f in fits):
+        refined, refine_section = task.refine(problem, image, quality.refine)
+    picture = task.finish(problem, refined)
     last = fits[-1]
     report = Report(
         job=job.with_seed(seed).to_dict(),
@@ -231,6 +234,7 @@ def run(
             **problem.sections,
             "quality": quality.describe()
             | {"runs": runs, "ensemble": ensemble, "patience": patience},
+            **({"refine": refine_section} if refine_section is not None else {}),
         },
     )
     if problem.guard is not None:

@@ -1,4 +1,5 @@
-"""Blind denoising: the data term ‖x − x0‖²; the noise-level rule stops the fit."""
+"""Blind denoising: the data term ‖x − x0‖²; the noise-level rule stops the fit; an empirical
+Wiener filter guided by the fit refines it (the quality levels but paper, or ``wiener=True``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from ..job import Job
 from ..metrics import psnr
 from ..operators import Identity
 from ..presets import DENOISE_PRESETS
+from ..stopping import MIN_SIGMA, estimate_noise_sigma, given_noise_sigma
+from ..wiener import PATCH, empirical_wiener
 from .base import Problem, Task, load_picture
 
 
@@ -23,6 +26,10 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
         isinstance(sigma, bool) or not isinstance(sigma, int | float) or not 0 < sigma < 256
     ):
         raise UserError(f"sigma is the noise level in 8-bit levels, in (0, 255]; got {sigma!r}")
+    if options["wiener"] is not None and not isinstance(options["wiener"], bool):
+        raise UserError(
+            f"wiener is true, false or None (the quality level's), got {options['wiener']!r}"
+        )
     if sigma is not None and job.steps != "auto":
         raise UserError(
             "sigma tells the stopping rule where to stop, and a fixed step count has no rule: "
@@ -42,6 +49,27 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
     )
 
 
+def refine(problem: Problem, pixels: np.ndarray, level: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """The empirical Wiener filter of the noisy image guided by the fit, at the noise level the
+    stopping rule uses (the given σ corrected for clipping, or the image's estimate)."""
+    wanted = level if problem.options["wiener"] is None else problem.options["wiener"]
+    if not wanted:
+        return pixels, {"wiener": False}
+    noisy = problem.picture.pixels
+    if problem.sigma is not None:
+        sigma, source = given_noise_sigma(noisy, problem.sigma)
+    else:
+        sigma, source = estimate_noise_sigma(noisy), "estimated"
+    section: dict[str, Any] = {"wiener": True, "block": PATCH, "sigma_source": source}
+    if not np.isfinite(sigma) or sigma < MIN_SIGMA:
+        return pixels, section | {"wiener": False, "skipped": "no noise measured in the image"}
+    filtered = empirical_wiener(noisy, pixels, sigma)
+    section["sigma_255"] = round(sigma * 255, 3)
+    if problem.reference is not None:
+        section["psnr_before"] = psnr(pixels, problem.reference)
+    return filtered, section
+
+
 def metrics(problem: Problem, pixels: np.ndarray) -> dict[str, Any]:
     if problem.reference is None:
         return {}
@@ -52,9 +80,10 @@ DENOISE = Task(
     name="denoise",
     summary="Blind denoising (no noise level needed).",
     presets=DENOISE_PRESETS,
-    options={"sigma": None},
+    options={"sigma": None, "wiener": None},
     default_stop="noise-level",
     output_tag=lambda options: "denoised",
     build=build,
     metrics=metrics,
+    refine=refine,
 )

@@ -1,0 +1,90 @@
+"""The empirical Wiener filter that ends denoising, alone and in a run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from skimage.filters import gaussian
+
+import deepprior
+from deepprior import wiener
+from deepprior.metrics import psnr
+from deepprior.synthetic import add_noise
+from deepprior.wiener import OPPONENT, dct_basis, empirical_wiener
+
+SIGMA = 25 / 255
+
+
+def test_the_block_transform_and_the_colour_map_are_orthonormal():
+    basis = dct_basis(8).reshape(64, 64).numpy()
+    np.testing.assert_allclose(basis @ basis.T, np.eye(64), atol=1e-5)
+    np.testing.assert_allclose(OPPONENT @ OPPONENT.T, np.eye(3), atol=1e-6)
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_a_blurred_pilot_is_sharpened_and_a_perfect_one_removes_most_noise(photo, gray):
+    clean = photo(64, gray=gray)
+    clean = clean[:, :, None] if clean.ndim == 2 else clean
+    noisy = add_noise(clean, 25, seed=0)
+    blurred = gaussian(noisy, sigma=1.5, channel_axis=-1).astype(np.float32)
+    filtered = empirical_wiener(noisy, blurred, SIGMA)
+    assert filtered.shape == noisy.shape and filtered.dtype == np.float32
+    assert psnr(filtered, clean) > psnr(blurred, clean) + 0.5
+    oracle = empirical_wiener(noisy, clean, SIGMA)
+    assert psnr(oracle, clean) > psnr(noisy, clean) + 8
+
+
+def test_bands_of_rows_give_the_same_image_as_one_pass(photo, monkeypatch):
+    clean = photo(48)
+    noisy = add_noise(clean, 25, seed=1)
+    whole = empirical_wiener(noisy, clean, SIGMA)
+    monkeypatch.setattr(wiener, "BAND_ROWS", 5)
+    np.testing.assert_allclose(empirical_wiener(noisy, clean, SIGMA), whole, atol=1e-5)
+
+
+def test_bad_arguments_are_refused(photo):
+    image = photo(32)
+    with pytest.raises(ValueError, match="must both be"):
+        empirical_wiener(image, image[:16], SIGMA)
+    with pytest.raises(ValueError, match="smaller than"):
+        empirical_wiener(image[:6, :6], image[:6, :6], SIGMA)
+    with pytest.raises(ValueError, match="sigma must be positive"):
+        empirical_wiener(image, image, 0.0)
+
+
+def test_a_denoising_run_ends_with_the_filter_unless_told_not_to(photo, fast):
+    clean = photo(32)
+    noisy = add_noise(clean, 25, seed=0)
+    options = {"preset": fast, "seed": 0, "device": "cpu", "reference": clean}
+    filtered, report = deepprior.denoise(noisy, **options)
+    refine = report["refine"]
+    assert refine["wiener"] is True and refine["sigma_source"] == "estimated"
+    assert abs(refine["sigma_255"] - 25) < 5
+    assert report["metrics"]["psnr"] > refine["psnr_before"] + 0.3
+    plain, report = deepprior.denoise(noisy, wiener=False, **options)
+    assert report["refine"] == {"wiener": False}
+    assert report["metrics"]["psnr"] == pytest.approx(refine["psnr_before"], abs=1e-6)
+    assert psnr(filtered, clean) > psnr(plain, clean)
+    _, report = deepprior.denoise(noisy, quality="paper", steps=3, device="cpu", seed=0)
+    assert report["refine"] == {"wiener": False} and report["quality"]["refine"] is False
+    with pytest.raises(deepprior.UserError, match="wiener is true, false or None"):
+        deepprior.denoise(noisy, wiener="yes", steps=3, device="cpu")
+
+
+def test_a_given_sigma_sets_the_filter_and_the_cli_turns_it_off(tmp_path, photo, run_cli, fast):
+    from deepprior.io import from_array, write_image
+
+    noisy = add_noise(photo(32), 25, seed=0)
+    _, report = deepprior.denoise(noisy, preset=fast, sigma=25, device="cpu")
+    assert report["refine"]["sigma_source"].startswith("given 25")
+    source = tmp_path / "noisy.png"
+    write_image(source, from_array(noisy))
+    report_path = tmp_path / "report.json"
+    args = [str(source), "-o", str(tmp_path / "out.png"), "--report", str(report_path), "-q"]
+    assert run_cli("denoise", *args, "--steps", "3", "--quality", "paper", "--wiener") == 0
+    assert json.loads(report_path.read_text())["refine"]["wiener"] is True
+    assert run_cli("denoise", *args, "--steps", "3", "--no-wiener", "--force") == 0
+    data = json.loads(report_path.read_text())
+    assert data["refine"] == {"wiener": False} and data["job"]["options"]["wiener"] is False
