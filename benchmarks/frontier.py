@@ -109,10 +109,9 @@ def load(args: argparse.Namespace) -> list[Sample]:
     return [make_sample(args.kind, name, crop(pixels, args.crop), 0) for name, pixels in pictures]
 
 
-def fit(
-    kind: str, sample: Sample, lever: dict[str, Any], args: argparse.Namespace
-) -> dict[str, Any]:
+def fit(kind: str, sample: Sample, lever_name: str, args: argparse.Namespace) -> dict[str, Any]:
     """One lever on one image: PSNR, wall seconds and steps."""
+    lever = LEVERS[lever_name]
     inputs: dict[str, Any] = {"image": sample.degraded}
     lever = dict(lever)
     options = {"scale": SCALE} if kind == "sr" else {}
@@ -134,6 +133,16 @@ def fit(
     refine = (outcome.report.sections or {}).get("refine", {})
     if refine.get("wiener"):  # the fit's own PSNR, before the Wiener filter
         row["psnr_fit"] = score(kind, outcome.image, sample)
+    if args.save_images is not None:  # for studying what follows the fit without refitting
+        args.save_images.mkdir(parents=True, exist_ok=True)
+        name = f"{sample.name.replace(':', '_')}-{lever_name.replace(' ', '_')}.npz"
+        np.savez_compressed(
+            args.save_images / name,
+            clean=sample.clean,
+            degraded=sample.degraded,
+            fit=outcome.image,
+            result=outcome.picture.pixels,
+        )
     return row
 
 
@@ -223,6 +232,12 @@ def main() -> None:
     parser.add_argument("--versus", default="default", help="the lever the table compares with")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--save-images",
+        type=Path,
+        default=None,
+        help="folder for each fit's images (clean, degraded, fit, result) as .npz",
+    )
     args = parser.parse_args()
 
     if args.merge:
@@ -301,7 +316,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
     results = []
     for name in args.levers:
         for sample in samples:
-            entry = {"lever": name, **fit(args.kind, sample, LEVERS[name], args)}
+            entry = {"lever": name, **fit(args.kind, sample, name, args)}
             results.append(entry)
             print(
                 f"done {name} {sample.name}: {entry['psnr']:.2f} dB, {entry['seconds']:.0f} s"
