@@ -255,11 +255,16 @@ def test_frontier_benchmark_marks_the_levers_that_pay(photo, tmp_path):
         str(BENCHMARKS / "frontier.py"),
         *("denoise", str(folder), "--crop", "32", "--skimage", "coffee", "--max-steps", "8"),
         *("--levers", "default", "width 32", "runs 2", "--plot", str(plot), "--json", str(out)),
+        *("--save-images", str(tmp_path / "saved")),
     )
     assert "frontier" in stdout and plot.read_bytes()[:4] == b"\x89PNG"
     results = json.loads(out.read_text())["results"]
     assert {r["image"] for r in results} == {"astronaut", "skimage:coffee"}
     assert all(r["steps_run"] <= 16 and r["seconds"] > 0 for r in results)
+    assert all("psnr_fit" in r for r in results)  # the PSNR before the Wiener filter
+    saved = np.load(tmp_path / "saved" / "astronaut-default.npz")
+    assert saved["fit"].shape == saved["result"].shape == (32, 32, 3)
+    assert not np.array_equal(saved["fit"], saved["result"])  # the filter changed it
     merged = run_script(
         str(BENCHMARKS / "frontier.py"),
         *("denoise", "--merge", str(out), "--versus", "width 32"),
