@@ -390,7 +390,7 @@ def _execute(
     "--wiener/--no-wiener",
     default=None,
     help="End with an empirical Wiener filter guided by the fit (8×8 DCT blocks, at the "
-    "noise level of the stopping rule); default: on, except with --quality paper.",
+    "noise level of the stopping rule); default: on at --quality fast and default.",
 )
 @fit_options
 def denoise(

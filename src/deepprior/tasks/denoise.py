@@ -1,5 +1,5 @@
 """Blind denoising: the data term ‖x − x0‖²; the noise-level rule stops the fit; an empirical
-Wiener filter guided by the fit refines it (the quality levels but paper, or ``wiener=True``)."""
+Wiener filter guided by the fit refines it (at the fast and default levels, or ``wiener=True``)."""
 
 from __future__ import annotations
 
