@@ -103,7 +103,7 @@ def _levels(presets: tuple[str, ...], best_runs: int, refine: bool = False) -> d
 # against time"): 32 channels fit as well as 128 at a third of the cost per step at 128², so
 # every level but paper uses them; only denoising's best was measured, at 8 runs. Denoising's
 # fast and default end with an empirical Wiener filter guided by the fit (deepprior.wiener),
-# which lifts one fit by 0.3-1 dB; after best's eight it lost 0.06 dB on average on the 128²
+# which lifts one fit by 0.3-1 dB; after best's eight it lost 0.14 dB on average on seven 128²
 # CBM3D crops (-0.42 on f16, +0.23 on kodim01): the filter's own ceiling is below the ensemble's.
 QUALITIES: dict[str, dict[str, Quality]] = {
     "denoise": _levels(("authors", "paper"), best_runs=8, refine=True),
