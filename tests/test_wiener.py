@@ -67,9 +67,8 @@ def test_a_denoising_run_ends_with_the_filter_unless_told_not_to(photo, fast):
     assert report["refine"] == {"wiener": False}
     assert report["metrics"]["psnr"] == pytest.approx(refine["psnr_before"], abs=1e-6)
     assert psnr(filtered, clean) > psnr(plain, clean)
-    for level in ("paper", "best"):
-        _, report = deepprior.denoise(noisy, quality=level, steps=3, runs=1, device="cpu")
-        assert report["refine"] == {"wiener": False} and report["quality"]["refine"] is False
+    _, report = deepprior.denoise(noisy, quality="paper", steps=3, device="cpu", seed=0)
+    assert report["refine"] == {"wiener": False} and report["quality"]["refine"] == 0
     with pytest.raises(deepprior.UserError, match="wiener is true, false or None"):
         deepprior.denoise(noisy, wiener="yes", steps=3, device="cpu")
 
@@ -89,3 +88,16 @@ def test_a_given_sigma_sets_the_filter_and_the_cli_turns_it_off(tmp_path, photo,
     assert run_cli("denoise", *args, "--steps", "3", "--no-wiener", "--force") == 0
     data = json.loads(report_path.read_text())
     assert data["refine"] == {"wiener": False} and data["job"]["options"]["wiener"] is False
+
+
+def test_best_mixes_its_average_half_and_half_with_the_filter(photo):
+    noisy = add_noise(photo(32), 25, seed=0)
+    options = {"steps": 4, "runs": 1, "seed": 0, "device": "cpu"}
+    fit, _ = deepprior.denoise(noisy, wiener=False, **options)
+    filtered, _ = deepprior.denoise(noisy, **options)
+    mixed, report = deepprior.denoise(noisy, quality="best", **options)
+    assert report["refine"]["share"] == 0.5 and report["quality"]["refine"] == 0.5
+    np.testing.assert_allclose(mixed, (fit + filtered) / 2, atol=1e-6)
+    assert np.abs(filtered - fit).max() > 0.01
+    _, report = deepprior.denoise(noisy, quality="paper", wiener=True, steps=4, seed=0)
+    assert report["refine"]["share"] == 1.0

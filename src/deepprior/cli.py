@@ -390,7 +390,8 @@ def _execute(
     "--wiener/--no-wiener",
     default=None,
     help="End with an empirical Wiener filter guided by the fit (8×8 DCT blocks, at the "
-    "noise level of the stopping rule); default: on at --quality fast and default.",
+    "noise level of the stopping rule); default: on at --quality fast and default, mixed "
+    "half and half with the fit at best, off at paper.",
 )
 @fit_options
 def denoise(

@@ -1,5 +1,5 @@
 """Blind denoising: the data term ‖x − x0‖²; the noise-level rule stops the fit; an empirical
-Wiener filter guided by the fit refines it (at the fast and default levels, or ``wiener=True``)."""
+Wiener filter guided by the fit refines it (mixed with the fit at best; ``wiener`` chooses)."""
 
 from __future__ import annotations
 
@@ -49,25 +49,30 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
     )
 
 
-def refine(problem: Problem, pixels: np.ndarray, level: bool) -> tuple[np.ndarray, dict[str, Any]]:
+def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarray, dict[str, Any]]:
     """The empirical Wiener filter of the noisy image guided by the fit, at the noise level the
-    stopping rule uses (the given σ corrected for clipping, or the image's estimate)."""
-    wanted = level if problem.options["wiener"] is None else problem.options["wiener"]
-    if not wanted:
+    stopping rule uses (the given σ corrected for clipping, or the image's estimate), mixed
+    with the fit: ``share`` of the filter's output (the level's; ``wiener=True`` where the
+    level has none: all of it; ``wiener=False``: none)."""
+    wiener = problem.options["wiener"]
+    if wiener is not None:
+        share = (share or 1.0) if wiener else 0.0
+    if share <= 0:
         return pixels, {"wiener": False}
     noisy = problem.picture.pixels
     if problem.sigma is not None:
         sigma, source = given_noise_sigma(noisy, problem.sigma)
     else:
         sigma, source = estimate_noise_sigma(noisy), "estimated"
-    section: dict[str, Any] = {"wiener": True, "block": PATCH, "sigma_source": source}
+    section: dict[str, Any] = {"wiener": True, "share": share, "block": PATCH}
+    section["sigma_source"] = source
     if not np.isfinite(sigma) or sigma < MIN_SIGMA:
         return pixels, section | {"wiener": False, "skipped": "no noise measured in the image"}
     filtered = empirical_wiener(noisy, pixels, sigma)
     section["sigma_255"] = round(sigma * 255, 3)
     if problem.reference is not None:
         section["psnr_before"] = psnr(pixels, problem.reference)
-    return filtered, section
+    return (share * filtered + (1 - share) * pixels).astype(np.float32), section
 
 
 def metrics(problem: Problem, pixels: np.ndarray) -> dict[str, Any]:
