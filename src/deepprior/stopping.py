@@ -303,6 +303,14 @@ def given_noise_sigma(noisy: np.ndarray, sigma: float) -> tuple[float, str]:
     return chosen, source
 
 
+def noise_sigma(noisy: np.ndarray, given: float | None) -> tuple[float, str]:
+    """The noise level of ``noisy`` and where it came from: the given σ (corrected for
+    clipping, see :func:`given_noise_sigma`), else the image's own estimate."""
+    if given is not None:
+        return given_noise_sigma(noisy, given)
+    return estimate_noise_sigma(noisy), "estimated"
+
+
 STOP_RULES = ("auto", "variance", "noise-level", "validation")
 
 
@@ -370,15 +378,14 @@ def make_stopping(
         return Stopping("variance", patience)
     if rule == "noise-level":
         source = "given"
-        if sigma is not None and estimate_from is not None:
-            sigma, source = given_noise_sigma(estimate_from, sigma)
-        if sigma is None:
-            if estimate_from is None:
-                raise UserError(
-                    "the noise-level rule is for denoising; use stop 'validation' or 'variance'"
-                )
-            sigma, source = estimate_noise_sigma(estimate_from), "estimated"
-            if not np.isfinite(sigma) or sigma < MIN_SIGMA:
+        if sigma is None and estimate_from is None:
+            raise UserError(
+                "the noise-level rule is for denoising; use stop 'validation' or 'variance'"
+            )
+        if estimate_from is not None:
+            given = sigma
+            sigma, source = noise_sigma(estimate_from, given)
+            if given is None and (not np.isfinite(sigma) or sigma < MIN_SIGMA):
                 # Next to no noise: nothing for the noise level to tell; watch the outputs.
                 return Stopping("variance", patience, sigma=sigma, sigma_source=source)
         return Stopping("noise-level", patience, sigma=sigma, sigma_source=source)

@@ -14,7 +14,7 @@ from ..job import Job
 from ..metrics import psnr
 from ..operators import Identity
 from ..presets import DENOISE_PRESETS
-from ..stopping import MIN_SIGMA, estimate_noise_sigma, given_noise_sigma
+from ..stopping import MIN_SIGMA, noise_sigma
 from ..wiener import PATCH, empirical_wiener
 from .base import Problem, Task, load_picture
 
@@ -60,10 +60,7 @@ def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarr
     if share <= 0:
         return pixels, {"wiener": False}
     noisy = problem.picture.pixels
-    if problem.sigma is not None:
-        sigma, source = given_noise_sigma(noisy, problem.sigma)
-    else:
-        sigma, source = estimate_noise_sigma(noisy), "estimated"
+    sigma, source = noise_sigma(noisy, problem.sigma)
     section: dict[str, Any] = {"wiener": True, "share": share, "block": PATCH}
     section["sigma_source"] = source
     if not np.isfinite(sigma) or sigma < MIN_SIGMA:
