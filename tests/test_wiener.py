@@ -6,21 +6,47 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from skimage.filters import gaussian
 
 import deepprior
 from deepprior import wiener
 from deepprior.metrics import psnr
 from deepprior.synthetic import add_noise
-from deepprior.wiener import OPPONENT, dct_basis, empirical_wiener
+from deepprior.wiener import OPPONENT, dct_basis, dct_matrix, empirical_wiener
 
 SIGMA = 25 / 255
 
 
-def test_the_block_transform_and_the_colour_map_are_orthonormal():
-    basis = dct_basis(8).reshape(64, 64).numpy()
-    np.testing.assert_allclose(basis @ basis.T, np.eye(64), atol=1e-5)
+def test_the_transforms_and_the_colour_map_are_orthonormal():
+    block = dct_basis(8).numpy()
+    np.testing.assert_allclose(block @ block.T, np.eye(64), atol=1e-5)
+    group = dct_matrix(32).numpy()
+    np.testing.assert_allclose(group @ group.T, np.eye(32), atol=1e-5)
     np.testing.assert_allclose(OPPONENT @ OPPONENT.T, np.eye(3), atol=1e-6)
+
+
+def test_a_block_is_grouped_with_its_copies():
+    rng = np.random.default_rng(0)
+    tile = rng.random((8, 8)).astype(np.float32)
+    image = torch.from_numpy(np.tile(tile, (5, 5)))  # 40×40: the tile every 8 pixels
+    groups = wiener._Groups(40, 40, 8)
+    starts = groups.match(image, torch.tensor([0]))  # the references of the first row
+    first = starts[0]  # the groups of the reference at (0, 0)
+    found = [(int(s) // groups.cols, int(s) % groups.cols) for s in first]
+    # Its 9 exact copies within 16 pixels come first, itself included, then other blocks.
+    assert set(found[:9]) == {(r, c) for r in (0, 8, 16) for c in (0, 8, 16)}
+    assert len(set(found)) == groups.size == 32
+
+
+@pytest.mark.parametrize("shape", [(8, 40, 3), (12, 12, 1)])
+def test_images_with_few_blocks_are_filtered(shape):
+    rng = np.random.default_rng(0)
+    clean = np.full(shape, 0.5, np.float32)
+    noisy = np.clip(clean + rng.normal(0, SIGMA, shape), 0, 1).astype(np.float32)
+    filtered = empirical_wiener(noisy, clean, SIGMA)
+    assert filtered.shape == shape
+    assert psnr(filtered, clean) > psnr(noisy, clean) + 5
 
 
 @pytest.mark.parametrize("gray", [False, True])
@@ -40,7 +66,7 @@ def test_bands_of_rows_give_the_same_image_as_one_pass(photo, monkeypatch):
     clean = photo(48)
     noisy = add_noise(clean, 25, seed=1)
     whole = empirical_wiener(noisy, clean, SIGMA)
-    monkeypatch.setattr(wiener, "BAND_ROWS", 5)
+    monkeypatch.setattr(wiener, "BAND_ROWS", 2)
     np.testing.assert_allclose(empirical_wiener(noisy, clean, SIGMA), whole, atol=1e-5)
 
 

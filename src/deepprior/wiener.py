@@ -1,13 +1,15 @@
 """An empirical Wiener filter: a classical second pass that sharpens a denoised estimate.
 
-The fit's result (the *pilot*) says how much of the image is in each coefficient of every
-8×8 block's DCT; the filter keeps that share of the noisy image's coefficient,
-``pilot² / (pilot² + σ²)``, on every overlapping block, and averages the blocks with the
-weights of BM3D's second step (Dabov et al. 2007): 1 / (σ² Σ gain²). Colour images are
-filtered in an orthonormal opponent colour space, where white noise stays white with the
-same σ. It needs only σ, which the noise-level rule has already estimated, and takes about
-4 s at 1024×768 on a 2-core CPU: on the crops of ``benchmarks/frontier.py`` it adds 0.5 to
-0.9 dB to a single 32-channel fit (README, "Quality against time").
+The fit's result (the *pilot*) finds, for every 8×8 block on a grid of step 3, the 32 blocks
+most like it within 16 pixels; each such group of noisy blocks is filtered together in a
+3-D transform (the blocks' 2-D DCT, then a DCT across the group), keeping of each coefficient
+the share the pilot puts in it, ``pilot² / (pilot² + σ²)``, and the filtered blocks are
+averaged back into the image with the weights of BM3D's second step (Dabov et al. 2007):
+1 / (σ² Σ gain²), times a Kaiser window. Colour images are filtered in an orthonormal
+opponent colour space, where white noise stays white with the same σ, grouped by the pilot's
+luminance. It needs only σ, which the noise-level rule has already estimated; reference rows
+are filtered in bands, so memory stays bounded on large images (README, "Quality against
+time", for what it adds and costs).
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import torch
 from torch.nn import functional
 
 PATCH = 8
-BAND_ROWS = 128  # block rows filtered at a time: bounds memory on large images
+STEP = 3  # reference blocks start every STEP pixels (and at the last row and column)
+RADIUS = 16  # matches are searched within ±RADIUS pixels of the reference block
+GROUP = 32  # blocks per group, the reference included
+KAISER_BETA = 2.0
+BAND_ROWS = 16  # rows of reference blocks filtered at a time: bounds memory on large images
 # Rows: luminance and two colour differences, each of unit length (so the map is orthonormal).
 OPPONENT = np.array(
     [
@@ -29,19 +35,116 @@ OPPONENT = np.array(
 )
 
 
-def dct_basis(size: int) -> torch.Tensor:
-    """The 2-D orthonormal DCT-II basis as ``size²`` filters, (size², 1, size, size)."""
+def dct_matrix(size: int) -> torch.Tensor:
+    """The orthonormal DCT-II as a (size, size) matrix: row k is the k-th basis vector."""
     k = np.arange(size)[:, None]
     n = np.arange(size)[None, :]
     d = np.cos(np.pi * (2 * n + 1) * k / (2 * size)) * np.sqrt(2 / size)
     d[0] /= np.sqrt(2)
-    filters = np.einsum("ka,lb->klab", d, d).reshape(size * size, 1, size, size)
-    return torch.from_numpy(filters.astype(np.float32))
+    return torch.from_numpy(d.astype(np.float32))
 
 
-def _channels_as_batch(pixels: np.ndarray) -> torch.Tensor:
-    """H×W×C -> (C, 1, H, W)."""
-    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)[:, None]))
+def dct_basis(size: int) -> torch.Tensor:
+    """The 2-D orthonormal DCT-II of a size×size block as a (size², size²) matrix acting on
+    the block's pixels in row-major order."""
+    d = dct_matrix(size)
+    return torch.kron(d, d)
+
+
+def _grid(count: int, step: int) -> torch.Tensor:
+    """Every ``step``-th position of ``count``, and the last one."""
+    positions = list(range(0, count, step))
+    if positions[-1] != count - 1:
+        positions.append(count - 1)
+    return torch.tensor(positions)
+
+
+class _Groups:
+    """The block positions, transforms and window of one image's filtering."""
+
+    def __init__(self, height: int, width: int, patch: int) -> None:
+        self.patch = patch
+        self.height, self.width = height, width
+        self.rows, self.cols = height - patch + 1, width - patch + 1  # block start positions
+        reach = RADIUS + 1
+        self.size = min(GROUP, min(self.rows, reach) * min(self.cols, reach))
+        self.block_dct = dct_basis(patch)
+        self.group_dct = dct_matrix(self.size)
+        window = np.kaiser(patch, KAISER_BETA)
+        self.window = torch.from_numpy(np.outer(window, window).astype(np.float32).reshape(-1))
+        offsets = torch.arange(-RADIUS, RADIUS + 1)
+        self.offset_rows = offsets.repeat_interleave(len(offsets))
+        self.offset_cols = offsets.repeat(len(offsets))
+        self.ref_cols = _grid(self.cols, STEP)
+
+    def match(self, luminance: torch.Tensor, ref_rows: torch.Tensor) -> torch.Tensor:
+        """For the references at ``ref_rows`` × every reference column, the start (flat
+        index into the block positions) of the ``size`` blocks closest to each, (R, size)."""
+        padded = functional.pad(luminance[None, None], (RADIUS,) * 4, mode="replicate")[0, 0]
+        refs_y, refs_x = torch.meshgrid(ref_rows, self.ref_cols, indexing="ij")
+        refs_y, refs_x = refs_y.reshape(-1), refs_x.reshape(-1)
+        top, bottom = int(ref_rows[0]), int(ref_rows[-1]) + self.patch  # the rows the refs cover
+        here = luminance[top:bottom]
+        # Each reference's index into the (reference rows × block columns) means.
+        ref_index = (
+            torch.arange(len(ref_rows))[:, None] * self.cols + self.ref_cols[None]
+        ).reshape(-1)
+        shifts = range(-RADIUS, RADIUS + 1)
+        distances = []
+        for dy in shifts:
+            rows = slice(RADIUS + top + dy, RADIUS + bottom + dy)
+            moved = torch.stack(
+                [padded[rows, RADIUS + dx : RADIUS + dx + self.width] for dx in shifts]
+            )
+            squared = (moved - here).square()
+            # The sum over each patch×patch block, one axis at a time, down from the reference
+            # rows only and then across.
+            starts = ref_rows - top
+            down = squared[:, starts]
+            for i in range(1, self.patch):
+                down = down + squared[:, starts + i]
+            across = down[:, :, : self.cols]
+            for i in range(1, self.patch):
+                across = across + down[:, :, i : i + self.cols]
+            distances.append(across.reshape(len(shifts), -1)[:, ref_index])  # (shifts, R)
+        distance = torch.cat(distances)  # (offsets, R), offsets row-major as offset_rows/cols
+        match_y = refs_y[None] + self.offset_rows[:, None]
+        match_x = refs_x[None] + self.offset_cols[:, None]
+        outside = (match_y < 0) | (match_y >= self.rows) | (match_x < 0) | (match_x >= self.cols)
+        distance[outside] = float("inf")
+        nearest = distance.topk(self.size, dim=0, largest=False).indices
+        return (match_y.gather(0, nearest) * self.cols + match_x.gather(0, nearest)).T
+
+    def transform(self, blocks: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        """The 3-D transform of groups (C, R, size, patch²): each block's 2-D DCT, then a DCT
+        across the group (or the inverse of both)."""
+        block, group = self.block_dct, self.group_dct
+        if inverse:
+            block, group = block.T, group.T
+        channels, refs, size, pixels = blocks.shape
+        spectra = blocks.reshape(-1, pixels) @ block.T
+        return (group @ spectra.reshape(channels * refs, size, pixels)).reshape(blocks.shape)
+
+    def filter(
+        self, noisy_blocks: torch.Tensor, pilot_blocks: torch.Tensor, variance: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Wiener-filter groups (C, R, size, patch²) of noisy blocks guided by the
+        pilot's; returns the filtered blocks and each group's aggregation weight, (C, R)."""
+        energy = self.transform(pilot_blocks).square()
+        gain = energy / (energy + variance)
+        # A group the pilot says is flat keeps nothing but weighs most; the floor keeps an
+        # exactly flat one (a gray image's colour channels) finite.
+        weight = 1.0 / (variance * gain.square().sum((2, 3)).clamp_min(1e-6))
+        return self.transform(gain * self.transform(noisy_blocks), inverse=True), weight
+
+    def pixels(self, starts: torch.Tensor) -> torch.Tensor:
+        """The flat pixel index of every pixel of the blocks starting at ``starts`` (flat block
+        positions, (R, size)), (R, size, patch²) with the block's pixels in row-major order."""
+        start_y = (starts // self.cols)[:, :, None, None]
+        start_x = (starts % self.cols)[:, :, None, None]
+        within = torch.arange(self.patch)
+        flat = (start_y + within[:, None]) * self.width + start_x + within
+        return flat.reshape(*starts.shape, self.patch * self.patch)
 
 
 def empirical_wiener(
@@ -60,26 +163,24 @@ def empirical_wiener(
     y, p = noisy.astype(np.float32), pilot.astype(np.float32)
     if colour:
         y, p = y @ OPPONENT.T, p @ OPPONENT.T
-    y_t, p_t = _channels_as_batch(y), _channels_as_batch(p)
-    basis = dct_basis(patch)
-    ones = torch.ones(1, 1, patch, patch)
-    numerator = torch.zeros_like(y_t)
-    denominator = torch.zeros_like(y_t)
+    y_t = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1)))
+    p_t = torch.from_numpy(np.ascontiguousarray(p.transpose(2, 0, 1)))
+    groups = _Groups(height, width, patch)
+    y_flat, p_flat = y_t.reshape(channels, -1), p_t.reshape(channels, -1)
     variance = float(sigma) ** 2
-    last_start = height - patch  # the last row at which a block starts
+    numerator = torch.zeros(channels, height * width)
+    denominator = torch.zeros(channels, height * width)
+    ref_rows = _grid(groups.rows, STEP)
     with torch.no_grad():
-        for start in range(0, last_start + 1, BAND_ROWS):
-            stop = min(start + BAND_ROWS, last_start + 1)  # blocks starting in [start, stop)
-            rows = slice(start, stop + patch - 1)
-            coefficients = functional.conv2d(y_t[:, :, rows], basis)
-            pilot_energy = functional.conv2d(p_t[:, :, rows], basis).square()
-            gain = pilot_energy / (pilot_energy + variance)
-            weight = 1.0 / (variance * gain.square().sum(1, keepdim=True))
-            numerator[:, :, rows] += functional.conv_transpose2d(
-                gain * coefficients * weight, basis
-            )
-            denominator[:, :, rows] += functional.conv_transpose2d(weight, ones)
-    filtered = (numerator / denominator)[:, 0].numpy().transpose(1, 2, 0)
+        for band in torch.split(ref_rows, BAND_ROWS):
+            starts = groups.match(p_t[0], band)  # (R, size)
+            where = groups.pixels(starts)  # (R, size, patch²)
+            filtered, weight = groups.filter(y_flat[:, where], p_flat[:, where], variance)
+            scale = groups.window * weight[:, :, None, None]
+            where = where.reshape(-1)
+            numerator.index_add_(1, where, (filtered * scale).reshape(channels, -1))
+            denominator.index_add_(1, where, scale.expand_as(filtered).reshape(channels, -1))
+    result = (numerator / denominator).reshape(channels, height, width).numpy().transpose(1, 2, 0)
     if colour:
-        filtered = filtered @ OPPONENT  # the inverse of an orthonormal map is its transpose
-    return np.clip(filtered, 0.0, 1.0).astype(np.float32)
+        result = result @ OPPONENT  # the inverse of an orthonormal map is its transpose
+    return np.clip(result, 0.0, 1.0).astype(np.float32)
