@@ -62,6 +62,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "no averaging": {"average": 0},
     "patience 150": {"patience": 150},
     "patience 100": {"patience": 100},
+    "patience 600": {"patience": 600},
     "runs 2": {"runs": 2},
     "ensemble 2": {"runs": 2, "ensemble": True},
     "runs 4": {"runs": 4},
@@ -71,7 +72,10 @@ LEVERS: dict[str, dict[str, Any]] = {
     "width 32, lr 0.02": {**_widths(32), "overrides": {**_widths(32)["overrides"], "lr": 0.02}},
     "width 32, patience 150": {**_widths(32), "patience": 150},
     "cap 1000": {"max_steps": 1000},
-    **{f"width 32, cap {n}": {**_widths(32), "max_steps": n} for n in (300, 500, 600, 800, 1000)},
+    **{
+        f"width 32, cap {n}": {**_widths(32), "max_steps": n}
+        for n in (300, 500, 600, 800, 1000, 1200)
+    },
     "paper": {"quality": "paper"},
     "paper, wiener": {"quality": "paper", "options": {"wiener": True}},
     "default, no wiener": {"options": {"wiener": False}},

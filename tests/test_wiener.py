@@ -66,7 +66,8 @@ def test_bands_of_rows_give_the_same_image_as_one_pass(photo, monkeypatch):
     clean = photo(48)
     noisy = add_noise(clean, 25, seed=1)
     whole = empirical_wiener(noisy, clean, SIGMA)
-    monkeypatch.setattr(wiener, "BAND_ROWS", 2)
+    monkeypatch.setattr(wiener, "GROUP_BAND_ROWS", 2)
+    monkeypatch.setattr(wiener, "BLOCK_BAND_ROWS", 5)
     np.testing.assert_allclose(empirical_wiener(noisy, clean, SIGMA), whole, atol=1e-5)
 
 
@@ -87,6 +88,7 @@ def test_a_denoising_run_ends_with_the_filter_unless_told_not_to(photo, fast):
     filtered, report = deepprior.denoise(noisy, **options)
     refine = report["refine"]
     assert refine["wiener"] is True and refine["sigma_source"] == "estimated"
+    assert refine["block"] == wiener.PATCH and refine["group"] == wiener.GROUP
     assert abs(refine["sigma_255"] - 25) < 5
     assert report["metrics"]["psnr"] > refine["psnr_before"] + 0.3
     plain, report = deepprior.denoise(noisy, wiener=False, **options)

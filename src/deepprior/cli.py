@@ -389,9 +389,9 @@ def _execute(
 @click.option(
     "--wiener/--no-wiener",
     default=None,
-    help="End with an empirical Wiener filter guided by the fit (8×8 DCT blocks, at the "
-    "noise level of the stopping rule); default: on at --quality fast and default, mixed "
-    "half and half with the fit at best, off at paper.",
+    help="End with an empirical Wiener filter guided by the fit (8×8 blocks, alone and in "
+    "groups of similar ones, at the noise level of the stopping rule); default: on at "
+    "--quality fast and default, mixed half and half with the fit at best, off at paper.",
 )
 @fit_options
 def denoise(

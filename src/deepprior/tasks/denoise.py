@@ -15,7 +15,7 @@ from ..metrics import psnr
 from ..operators import Identity
 from ..presets import DENOISE_PRESETS
 from ..stopping import MIN_SIGMA, noise_sigma
-from ..wiener import PATCH, empirical_wiener
+from ..wiener import GROUP, PATCH, empirical_wiener
 from .base import Problem, Task, load_picture
 
 
@@ -61,7 +61,7 @@ def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarr
         return pixels, {"wiener": False}
     noisy = problem.picture.pixels
     sigma, source = noise_sigma(noisy, problem.sigma)
-    section: dict[str, Any] = {"wiener": True, "share": share, "block": PATCH}
+    section: dict[str, Any] = {"wiener": True, "share": share, "block": PATCH, "group": GROUP}
     section["sigma_source"] = source
     if not np.isfinite(sigma) or sigma < MIN_SIGMA:
         return pixels, section | {"wiener": False, "skipped": "no noise measured in the image"}
