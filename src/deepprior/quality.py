@@ -111,9 +111,9 @@ def _levels(presets: tuple[str, ...], best_runs: int, refine: bool = False) -> d
 # against time"): 32 channels fit as well as 128 at a third of the cost per step at 128², so
 # every level but paper uses them; only denoising's best was measured, at 8 runs. Denoising's
 # fast and default end with an empirical Wiener filter guided by the fit (deepprior.wiener),
-# which lifts one fit by 0.6-1 dB. After best's eight fits the filter's output alone gained
-# little on the nine 128² CBM3D crops (30.35 against 30.32 dB; -0.24 on baboon, +0.25 on
-# kodim12: its own ceiling is near the ensemble's), while an even mix of the two gave 30.42.
+# which lifts one fit by 0.6-1 dB. After best's eight fits the filter's output alone did not
+# pay on the nine 128² CBM3D crops (30.30 against 30.32 dB; -0.27 on baboon, +0.24 on
+# kodim01: its own ceiling is near the ensemble's), while an even mix of the two gave 30.40.
 QUALITIES: dict[str, dict[str, Quality]] = {
     "denoise": _levels(("authors", "paper"), best_runs=8, refine=True),
     "sr": _levels(("x2", "x3", "x4"), best_runs=4),
