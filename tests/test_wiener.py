@@ -30,8 +30,8 @@ def test_a_block_is_grouped_with_its_copies():
     rng = np.random.default_rng(0)
     tile = rng.random((8, 8)).astype(np.float32)
     image = torch.from_numpy(np.tile(tile, (5, 5)))  # 40×40: the tile every 8 pixels
-    groups = wiener._Groups(40, 40, 8)
-    starts = groups.match(image, torch.tensor([0]))  # the references of the first row
+    groups = wiener._Groups(image, 8)
+    starts = groups.match(torch.tensor([0]))  # the references of the first row
     first = starts[0]  # the groups of the reference at (0, 0)
     found = [(int(s) // groups.cols, int(s) % groups.cols) for s in first]
     # Its 9 exact copies within 16 pixels come first, itself included, then other blocks.

@@ -33,6 +33,9 @@ GROUP = 32  # blocks per group, the reference included
 KAISER_BETA = 2.0
 GROUP_BAND_ROWS = 16  # rows of reference blocks grouped at a time: bounds memory
 BLOCK_BAND_ROWS = 128  # rows of blocks filtered alone at a time: bounds memory
+# A block or group the pilot says is flat keeps nothing but weighs most; this floor on its
+# Σ gain² keeps an exactly flat one (a gray image's colour channels) finite.
+WEIGHT_FLOOR = 1e-6
 # Rows: luminance and two colour differences, each of unit length (so the map is orthonormal).
 OPPONENT = np.array(
     [
@@ -69,12 +72,15 @@ def _grid(count: int, step: int) -> torch.Tensor:
 
 
 class _Groups:
-    """The block positions, transforms and window of one image's filtering."""
+    """The block positions, transforms and window of one image's filtering, its blocks matched
+    by ``luminance`` (H, W)."""
 
-    def __init__(self, height: int, width: int, patch: int) -> None:
+    def __init__(self, luminance: torch.Tensor, patch: int) -> None:
         self.patch = patch
-        self.height, self.width = height, width
-        self.rows, self.cols = height - patch + 1, width - patch + 1  # block start positions
+        self.luminance = luminance
+        self.padded = functional.pad(luminance[None, None], (RADIUS,) * 4, mode="replicate")[0, 0]
+        height, self.width = luminance.shape
+        self.rows, self.cols = height - patch + 1, self.width - patch + 1  # block start positions
         reach = RADIUS + 1
         self.size = min(GROUP, min(self.rows, reach) * min(self.cols, reach))
         self.block_dct = dct_basis(patch)
@@ -86,14 +92,14 @@ class _Groups:
         self.offset_cols = offsets.repeat(len(offsets))
         self.ref_cols = _grid(self.cols, STEP)
 
-    def match(self, luminance: torch.Tensor, ref_rows: torch.Tensor) -> torch.Tensor:
+    def match(self, ref_rows: torch.Tensor) -> torch.Tensor:
         """For the references at ``ref_rows`` × every reference column, the start (flat
         index into the block positions) of the ``size`` blocks closest to each, (R, size)."""
-        padded = functional.pad(luminance[None, None], (RADIUS,) * 4, mode="replicate")[0, 0]
         refs_y, refs_x = torch.meshgrid(ref_rows, self.ref_cols, indexing="ij")
         refs_y, refs_x = refs_y.reshape(-1), refs_x.reshape(-1)
         top, bottom = int(ref_rows[0]), int(ref_rows[-1]) + self.patch  # the rows the refs cover
-        here = luminance[top:bottom]
+        here = self.luminance[top:bottom]
+        starts = ref_rows - top  # the references' rows in ``here``
         # Each reference's index into the (reference rows × block columns) means.
         ref_index = (
             torch.arange(len(ref_rows))[:, None] * self.cols + self.ref_cols[None]
@@ -103,12 +109,11 @@ class _Groups:
         for dy in shifts:
             rows = slice(RADIUS + top + dy, RADIUS + bottom + dy)
             moved = torch.stack(
-                [padded[rows, RADIUS + dx : RADIUS + dx + self.width] for dx in shifts]
+                [self.padded[rows, RADIUS + dx : RADIUS + dx + self.width] for dx in shifts]
             )
             squared = (moved - here).square()
             # The sum over each patch×patch block, one axis at a time, down from the reference
             # rows only and then across.
-            starts = ref_rows - top
             down = squared[:, starts]
             for i in range(1, self.patch):
                 down = down + squared[:, starts + i]
@@ -141,9 +146,7 @@ class _Groups:
         pilot's; returns the filtered blocks and each group's aggregation weight, (C, R)."""
         energy = self.transform(pilot_blocks).square()
         gain = energy / (energy + variance)
-        # A group the pilot says is flat keeps nothing but weighs most; the floor keeps an
-        # exactly flat one (a gray image's colour channels) finite.
-        weight = 1.0 / (variance * gain.square().sum((2, 3)).clamp_min(1e-6))
+        weight = 1.0 / (variance * gain.square().sum((2, 3)).clamp_min(WEIGHT_FLOOR))
         return self.transform(gain * self.transform(noisy_blocks), inverse=True), weight
 
     def pixels(self, starts: torch.Tensor) -> torch.Tensor:
@@ -186,14 +189,14 @@ def _grouped(y_t: torch.Tensor, p_t: torch.Tensor, sigma: float, patch: int) -> 
     """The filter on groups of similar blocks of ``y_t`` (C, H, W), grouped by ``p_t``'s
     first channel; (C, H, W)."""
     channels, height, width = y_t.shape
-    groups = _Groups(height, width, patch)
+    groups = _Groups(p_t[0], patch)
     y_flat, p_flat = y_t.reshape(channels, -1), p_t.reshape(channels, -1)
     variance = float(sigma) ** 2
     numerator = torch.zeros(channels, height * width)
     denominator = torch.zeros(channels, height * width)
     ref_rows = _grid(groups.rows, STEP)
     for band in torch.split(ref_rows, GROUP_BAND_ROWS):
-        starts = groups.match(p_t[0], band)  # (R, size)
+        starts = groups.match(band)  # (R, size)
         where = groups.pixels(starts)  # (R, size, patch²)
         filtered, weight = groups.filter(y_flat[:, where], p_flat[:, where], variance)
         scale = groups.window * weight[:, :, None, None]
@@ -220,7 +223,7 @@ def _blockwise(y_t: torch.Tensor, p_t: torch.Tensor, sigma: float, patch: int) -
         coefficients = functional.conv2d(y_t[:, :, rows], basis)
         pilot_energy = functional.conv2d(p_t[:, :, rows], basis).square()
         gain = pilot_energy / (pilot_energy + variance)
-        weight = 1.0 / (variance * gain.square().sum(1, keepdim=True).clamp_min(1e-6))
+        weight = 1.0 / (variance * gain.square().sum(1, keepdim=True).clamp_min(WEIGHT_FLOOR))
         numerator[:, :, rows] += functional.conv_transpose2d(gain * coefficients * weight, basis)
         denominator[:, :, rows] += functional.conv_transpose2d(weight, ones)
     return (numerator / denominator)[:, 0]
