@@ -350,9 +350,9 @@ def test_ctrl_c_keeps_what_is_done_and_leaves_the_rest_for_the_next_run(tmp_path
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    # 130, or death by SIGINT after the message (which a shell also reports as 130): in about
-    # one run in five, CPython 3.11 re-kills itself with SIGINT at exit although the
-    # interrupt was handled and sys.exit(130) called (the cause is not found yet).
+    # 130, or death by SIGINT after the message (which a shell also reports as 130): now and
+    # then (1 run in 5 once, 0 in 12 another day) CPython 3.11 re-kills itself with SIGINT at
+    # exit although the interrupt was handled and sys.exit(130) called (cause not confirmed).
     assert process.returncode in (130, -signal.SIGINT) and "interrupted" in stderr
     assert set(states(out).values()) == {"pending"}  # cut off: retried next time
     assert not list(out.glob("*.png")) and (out / "summary.csv").is_file()
