@@ -126,6 +126,19 @@ def test_patience_ends_the_rule_sooner(photo, fast):
         deepprior.denoise(noisy, preset=fast, patience=0, device="cpu")
 
 
+def test_denoising_fast_stops_at_a_tenth_above_the_noise_level(photo, fast):
+    from dataclasses import replace
+
+    noisy = add_noise(photo(32), 25, seed=0)
+    options = {"preset": replace(fast, steps=600), "seed": 0, "device": "cpu"}
+    options |= {"stop": "noise-level", "wiener": False}
+    _, quick = deepprior.denoise(noisy, quality="fast", **options)
+    _, full = deepprior.denoise(noisy, quality="default", **options)
+    assert quick["stopping"]["factor"] == 1.1 and full["stopping"]["factor"] == 1.0
+    assert quick["stopping"]["fired_at"] < full["stopping"]["fired_at"] < 600
+    assert "1.1·σ²" in quick["quality"]["contains"]
+
+
 def test_cli_quality_and_self_ensemble(tmp_path, photo, run_cli, small_presets):
     from deepprior.io import from_array, write_image
 

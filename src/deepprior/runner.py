@@ -189,8 +189,8 @@ def run(
         patience=patience,
         image_size=problem.out_size,
     )
-    if stopping is not None and watch_only:
-        stopping = replace(stopping, watch_only=True)
+    if stopping is not None:
+        stopping = replace(stopping, factor=quality.noise_factor, watch_only=watch_only)
     if save_every and save is not None:
         keep = save
 

@@ -330,6 +330,7 @@ class Stopping:
     holdout: Tensor | None = None
     holdout_share: float = 0.0
     watch_only: bool = False
+    factor: float = 1.0  # the noise-level rule stops at this many times σ²
 
     def rule(self, operator: Operator, y: Tensor) -> StoppingRule:
         """A fresh rule for one fit (its tensors moved to ``y``'s device)."""
@@ -338,7 +339,7 @@ class Stopping:
             return VarianceRule(patience=self.patience, stop=stop)
         if self.rule_name == "noise-level":
             assert self.sigma is not None
-            return NoiseLevelRule(self.sigma, stop=stop)
+            return NoiseLevelRule(self.sigma, factor=self.factor, stop=stop)
         assert self.holdout is not None
         holdout = self.holdout.to(y.device)
         return ValidationRule(operator, y, holdout, patience=self.patience, stop=stop)
@@ -347,6 +348,8 @@ class Stopping:
         out: dict[str, Any] = {"patience": self.patience}
         if self.sigma is not None:
             out.update(sigma_255=round(self.sigma * 255, 3), sigma_source=self.sigma_source)
+        if self.rule_name == "noise-level":
+            out["factor"] = self.factor
         if self.holdout is not None:
             out["holdout_share"] = self.holdout_share
         return out
