@@ -105,7 +105,7 @@ def _levels(
     QUALITIES)."""
     then = ", then an empirical Wiener filter" if refine else ""
     early = f", stopping at {fast_noise_factor:g}·σ²" if fast_noise_factor != 1.0 else ""
-    fast = f"32 channels, at most {fast_cap} steps{early}{then}"
+    fast = f"32 channels, at most {fast_cap} steps (more on images over 256²){early}{then}"
     best = f"32 channels, {best_runs} runs on {best_runs} orientations averaged"
     best += ", then mixed half and half with its empirical Wiener filter" if refine else ""
     share = 1.0 if refine else 0.0
