@@ -151,8 +151,8 @@ def warm_up(kind: str, sample: Sample, args: argparse.Namespace) -> None:
     costs (lazy imports, thread pools, the first kernels): about a second, which had made the
     first 64² fast fit half as long again as the others."""
     inputs, options = _job_inputs(kind, sample)
-    job = Job(kind, inputs, options=options, preset=PRESETS[kind], steps="auto", max_steps=10)
-    run(replace(job, seed=args.seed, device=args.device, precision=args.precision))
+    settings = {"seed": args.seed, "device": args.device, "precision": args.precision}
+    run(Job(kind, inputs, options=options, preset=PRESETS[kind], max_steps=10, **settings))
 
 
 def fit(kind: str, sample: Sample, lever_name: str, args: argparse.Namespace) -> dict[str, Any]:

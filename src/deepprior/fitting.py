@@ -115,7 +115,7 @@ class Backtracking:
             return False  # not a good state: nothing to keep
         self._last_loss = value
         self._saved = {
-            "net": {k: v.detach().clone() for k, v in state.net.state_dict().items()},
+            "net": _cloned(state.net.state_dict()),
             "optimizer": _cloned(state.optimizer.state_dict()),
             "average": None if state.average is None else state.average.clone(),
         }
