@@ -125,6 +125,21 @@ def test_noise_sigma_estimate_is_close_on_a_photograph(photo):
         assert abs(estimate - sigma) < 0.25 * sigma
 
 
+def test_noise_estimate_counts_clipped_noise_by_brightness():
+    from skimage.restoration import estimate_sigma
+
+    rng = np.random.default_rng(0)
+    clean = np.full((64, 64, 3), 0.5, np.float32)
+    clean[:, :32] = 0.03  # half the image near black, where σ = 25 noise is clipped
+    noisy = np.clip(clean + rng.normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
+    # What the data term of a perfect fit measures: each half's noise around its own mean.
+    attainable = float(np.sqrt((noisy[:, :32].var() + noisy[:, 32:].var()) / 2))
+    ours = estimate_noise_sigma(noisy)
+    one_median = float(estimate_sigma(noisy, channel_axis=-1, average_sigmas=True))
+    assert abs(ours - attainable) < 0.04 * attainable
+    assert ours > one_median + 0.02 * attainable  # one median over both halves reads low
+
+
 def test_clip_correction_matches_the_noise_actually_left(photo):
     rng = np.random.default_rng(0)
     gray = np.full((64, 64, 1), 0.5, np.float32)

@@ -10,10 +10,10 @@ along the same run.
 - :class:`VarianceRule` needs nothing but the outputs: the exponential moving variance of the
   outputs reaches its minimum when the fit starts to take in the noise (the ES-EMV detector of
   Wang et al., "Early Stopping for Deep Image Prior", TMLR 2023).
-- :class:`NoiseLevelRule` needs the noise level σ (known, or estimated with scikit-image's
-  ``estimate_sigma``): it stops when the data term falls to what σ predicts (Morozov's
-  discrepancy principle; a given σ is first corrected for clipping, see
-  :func:`clipped_noise_sigma`).
+- :class:`NoiseLevelRule` needs the noise level σ (known, or estimated from the image's finest
+  wavelet coefficients, see :func:`estimate_noise_sigma`): it stops when the data term falls
+  to what σ predicts (Morozov's discrepancy principle; a given σ is first corrected for
+  clipping, see :func:`clipped_noise_sigma`).
 - :class:`ValidationRule` holds back a share of the observed pixels from the data term and stops
   when their error stops improving.
 """
@@ -246,15 +246,43 @@ def split_holdout(
     return observed * (1 - holdout), holdout
 
 
+NOISE_BANDS = 16  # brightness bands in which estimate_noise_sigma measures the noise apart
+MIN_BAND_COEFFICIENTS = 32  # a band with fewer wavelet coefficients is left out
+MAD_TO_SIGMA = 0.6744897501960817  # the median of |N(0, 1)|
+
+
 def estimate_noise_sigma(pixels: np.ndarray) -> float:
-    """σ of additive white noise in an H×W×C image in [0, 1] (scikit-image's wavelet estimate)."""
-    import warnings
+    """The RMS of additive white noise in an H×W×C image in [0, 1]: what the data term of a
+    clean fit would measure (NaN for an image without detail).
 
-    from skimage.restoration import estimate_sigma
+    The finest diagonal wavelet coefficients (Daubechies 2, as in scikit-image's
+    ``estimate_sigma``) hold next to nothing but noise, and their median absolute value over
+    0.6745 is σ (Donoho's estimate). Noise clipped at black or white is smaller there, and one
+    median over the whole image reads lower than the mean power (16 % low on the 64² crop of
+    astronaut at σ = 25, whose fits then ran past the noise): σ is measured in each of 16 bands
+    of local brightness (the approximation coefficients) and the bands' σ² are averaged,
+    weighted by their size. On images without clipping this reads 0-3 % above one median.
+    """
+    import pywt
 
-    with warnings.catch_warnings():  # a flat image has no detail to measure: NaN, no warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
+    powers, counts = 0.0, 0
+    pooled: list[np.ndarray] = []
+    for channel in range(pixels.shape[2]):
+        approx, (_, _, diagonal) = pywt.dwt2(
+            pixels[:, :, channel].astype(np.float64), "db2", mode="symmetric"
+        )
+        band = np.clip((approx / 2 * NOISE_BANDS).astype(int), 0, NOISE_BANDS - 1)
+        detail = diagonal != 0  # exact zeros are flat 8-bit areas, not noise (as scikit-image)
+        pooled.append(np.abs(diagonal[detail]))
+        for index in range(NOISE_BANDS):
+            coefficients = np.abs(diagonal[detail & (band == index)])
+            if coefficients.size >= MIN_BAND_COEFFICIENTS:
+                powers += (np.median(coefficients) / MAD_TO_SIGMA) ** 2 * coefficients.size
+                counts += coefficients.size
+    if counts:
+        return float(np.sqrt(powers / counts))
+    everything = np.concatenate(pooled)  # too small an image for bands: one median
+    return float(np.median(everything) / MAD_TO_SIGMA) if everything.size else float("nan")
 
 
 def clipped_noise_sigma(noisy: np.ndarray, sigma: float) -> float:
