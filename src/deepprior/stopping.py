@@ -272,11 +272,12 @@ def estimate_noise_sigma(pixels: np.ndarray) -> float:
         approx, (_, _, diagonal) = pywt.dwt2(
             pixels[:, :, channel].astype(np.float64), "db2", mode="symmetric"
         )
-        band = np.clip((approx / 2 * NOISE_BANDS).astype(int), 0, NOISE_BANDS - 1)
         detail = diagonal != 0  # exact zeros are flat 8-bit areas, not noise (as scikit-image)
-        pooled.append(np.abs(diagonal[detail]))
+        magnitudes = np.abs(diagonal[detail])
+        bands = np.clip((approx[detail] / 2 * NOISE_BANDS).astype(int), 0, NOISE_BANDS - 1)
+        pooled.append(magnitudes)
         for index in range(NOISE_BANDS):
-            coefficients = np.abs(diagonal[detail & (band == index)])
+            coefficients = magnitudes[bands == index]
             if coefficients.size >= MIN_BAND_COEFFICIENTS:
                 powers += (np.median(coefficients) / MAD_TO_SIGMA) ** 2 * coefficients.size
                 counts += coefficients.size
