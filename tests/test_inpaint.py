@@ -88,6 +88,23 @@ def test_auto_preset_is_reported(photo, fast_inpaint_presets):
     assert report["settings"]["lr"] == presets.INPAINT_PRESETS["pixels"].lr
 
 
+def test_default_may_run_past_its_cap_while_improving_but_not_a_given_one(photo, fast):
+    clean = photo(32)
+    known = masks.random_pixels(32, 32, 0.5, seed=1)
+    preset = replace(fast, steps=20, lr=0.02, backtrack_db=None)
+    image = clean * known[:, :, None]
+    options = {"preset": preset, "seed": 0, "device": "cpu", "patience": 10}
+    _, report = deepprior.inpaint(image, known, **options)
+    stopping = report["stopping"]
+    assert (stopping["cap"], stopping["ceiling"], stopping["min_gain"]) == (20, 60, 0.03)
+    # after 20 steps the held-out error still falls fast: the fit went on past the cap
+    assert stopping["ran_past_cap"] and report["steps_run"] > 20
+    for given in ({"max_steps": 20}, {"quality": "paper"}):
+        _, report = deepprior.inpaint(image, known, **options, **given)
+        assert report["stopping"]["cap"] == 20 and "ceiling" not in report["stopping"]
+        assert report["steps_run"] <= 20
+
+
 def test_baselines_fill_the_holes(photo):
     clean = photo(48)
     known = masks.random_pixels(48, 48, 0.5, seed=2)
@@ -165,7 +182,9 @@ def test_every_inpainting_preset_runs_its_real_network_on_a_small_image(photo, n
     clean = photo(24)
     known = masks.random_pixels(24, 24, 0.3, seed=0)
     preset = replace(presets.INPAINT_PRESETS[name], steps=1)
-    restored, report = deepprior.inpaint(clean, known, preset=preset, seed=0, device="cpu")
+    restored, report = deepprior.inpaint(
+        clean, known, preset=preset, max_steps=1, seed=0, device="cpu"
+    )
     assert restored.shape == clean.shape and np.isfinite(restored).all()
     assert report["steps_run"] == 1
     assert min(report["padded_size"]) >= 24

@@ -83,6 +83,38 @@ def test_validation_rule_keeps_the_iterate_closest_on_held_out_pixels():
     assert state.selected is not None and torch.allclose(state.selected, target)
 
 
+def test_past_its_cap_a_validation_fit_goes_on_only_while_clearly_improving():
+    target = torch.zeros(1, 1, 8, 8)
+    holdout = torch.ones(1, 1, 8, 8)
+    # The held-out RMS error falls 5 % every 10 steps until step 400, then 0.5 % (a slow creep).
+    errors = [0.5 * 0.95 ** min(k, 40) * 0.995 ** max(k - 40, 0) for k in range(1, 101)]
+    outputs = [torch.full((1, 1, 8, 8), e) for e in errors for _ in range(10)]
+
+    def rule(gain_from: int | None) -> ValidationRule:
+        return ValidationRule(
+            lambda x: x,
+            target,
+            holdout,
+            patience=100,
+            smoothing=0.0,
+            every=10,
+            gain_from=gain_from,
+            min_gain=0.2,
+        )
+
+    plain = rule(None)
+    drive(plain, outputs)
+    assert plain.fired_at is None  # never stops improving, so only a cap would end it
+    early = rule(200)  # at its cap the error still falls ~60 % per 100 steps: it goes on
+    drive(early, outputs)
+    # the first check where the last 100 steps gained under 20 %: once the creep fills them
+    assert early.fired_at is not None and 440 <= early.fired_at <= 500
+    assert early.best_step == early.fired_at
+    late = rule(700)  # at its cap the error creeps (under 5 % per 100 steps): it stops there
+    drive(late, outputs)
+    assert late.fired_at == 700
+
+
 def test_a_watching_rule_records_its_choice_but_does_not_stop_the_fit():
     losses = [0.05 * 0.9**k for k in range(60)]
     outputs = [torch.zeros(1, 1, 4, 4) for _ in range(60)]

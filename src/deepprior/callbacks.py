@@ -133,19 +133,31 @@ class TimeLimit(Callback):
 
 
 class Progress(Callback):
-    """A tqdm progress bar with ETA, showing the latest loss and PSNR from ``state.metrics``."""
+    """A tqdm progress bar with ETA, showing the latest loss and PSNR from ``state.metrics``.
 
-    def __init__(self, description: str = "fitting", refresh_every: int = 10, quiet: bool = False):
+    Its length is ``total`` (a cap the fit may run past; None: the fit's steps), and the fit's
+    steps once the fit passes it.
+    """
+
+    def __init__(
+        self,
+        description: str = "fitting",
+        refresh_every: int = 10,
+        quiet: bool = False,
+        total: int | None = None,
+    ):
         self.description = description
         self.refresh_every = refresh_every
         self.quiet = quiet
+        self.total = total
         self._bar: Any = None
 
     def on_start(self, state: FitState) -> None:
         from tqdm.auto import tqdm
 
+        total = state.total_steps if self.total is None else min(self.total, state.total_steps)
         self._bar = tqdm(
-            total=state.total_steps,
+            total=total,
             desc=self.description,
             mininterval=0.1 if sys.stderr.isatty() else 5.0,
             unit="step",
@@ -154,6 +166,8 @@ class Progress(Callback):
         )
 
     def on_step(self, state: FitState) -> None:
+        if state.step >= self._bar.total:  # past the cap: show the way to the ceiling
+            self._bar.total = state.total_steps
         self._bar.update(1)
         if (state.step + 1) % self.refresh_every == 0 and state.metrics:
             shown = {k: f"{v:.4g}" if k == "loss" else f"{v:.2f}" for k, v in state.metrics.items()}

@@ -128,7 +128,9 @@ STOPPING = [
         "--max-steps",
         type=click.IntRange(min=1),
         default=None,
-        help="The cap of --steps auto (default: the preset's steps).",
+        help="The cap of --steps auto, exactly (default: the preset's steps, grown with "
+        "the image; default and best SR and inpainting fits go past it while clearly "
+        "improving).",
     ),
     click.option(
         "--quality",

@@ -29,6 +29,8 @@ class Quality:
     width: float = 1.0  # the network's channel counts (down and up) times this
     lr: float | None = None  # None: the preset's
     cap: int | None = None  # at most this many steps (the cap of --steps auto); None: the preset's
+    # A validation fit may run past its cap while still clearly improving (stopping.MIN_GAIN).
+    extend: bool = False
     patience: int | None = None  # None: deepprior.stopping.PATIENCE
     # The noise-level rule (denoising's) stops when the data term falls to this many times σ²:
     # above 1, earlier, with more of the fit's work left to the second pass.
@@ -66,6 +68,7 @@ class Quality:
             "width": self.width,
             "lr": self.lr,
             "cap": self.cap,
+            "extend": self.extend,
             "patience": self.patience,
             "noise_factor": self.noise_factor,
             "runs": self.runs,
@@ -99,16 +102,19 @@ def _levels(
     refine: bool = False,
     fast_cap: int = FAST_CAP,
     fast_noise_factor: float = 1.0,
+    extend: bool = False,
 ) -> dict[str, Quality]:
     """The four levels of a task whose ``presets`` were measured; fast stops at ``fast_cap``
     steps (and, with a noise-level rule, at ``fast_noise_factor``·σ²); best averages
     ``best_runs`` fits, one per orientation; with ``refine``, fast and default end with the
     task's classical second pass and best with an even mix of its average and that pass (see
-    QUALITIES)."""
+    QUALITIES); with ``extend``, default's and best's fits go past their cap while their
+    held-back error still falls clearly (see deepprior.stopping.MIN_GAIN)."""
     then = ", then an empirical Wiener filter" if refine else ""
+    past = ", past the step cap while still clearly improving" if extend else ""
     early = f", stopping at {fast_noise_factor:g}·σ²" if fast_noise_factor != 1.0 else ""
     fast = f"32 channels, at most {fast_cap} steps (more on images over 256²){early}{then}"
-    best = f"32 channels, {best_runs} runs on {best_runs} orientations averaged"
+    best = f"32 channels{past}, {best_runs} runs on {best_runs} orientations averaged"
     best += ", then mixed half and half with its empirical Wiener filter" if refine else ""
     share = 1.0 if refine else 0.0
     return {
@@ -122,12 +128,18 @@ def _levels(
             applies_to=presets,
         ),
         "default": Quality(
-            "default", f"32 channels{then}", width=NARROW, refine=share, applies_to=presets
+            "default",
+            f"32 channels{past}{then}",
+            width=NARROW,
+            extend=extend,
+            refine=share,
+            applies_to=presets,
         ),
         "best": Quality(
             "best",
             best,
             width=NARROW,
+            extend=extend,
             runs=best_runs,
             ensemble=True,
             refine=share / 2,
@@ -149,8 +161,8 @@ QUALITIES: dict[str, dict[str, Quality]] = {
     "denoise": _levels(
         ("authors", "paper"), best_runs=8, refine=True, fast_noise_factor=FAST_NOISE_FACTOR
     ),
-    "sr": _levels(("x2", "x3", "x4"), best_runs=4),
-    "inpaint": _levels(("pixels",), best_runs=4, fast_cap=FAST_CAP_INPAINT),
+    "sr": _levels(("x2", "x3", "x4"), best_runs=4, extend=True),
+    "inpaint": _levels(("pixels",), best_runs=4, fast_cap=FAST_CAP_INPAINT, extend=True),
 }
 
 

@@ -188,6 +188,7 @@ def run(
         estimate_from=problem.noisy,
         patience=patience,
         image_size=problem.out_size,
+        extend=quality.extend,
     )
     if stopping is not None:
         stopping = replace(stopping, factor=quality.noise_factor, watch_only=watch_only)
@@ -304,7 +305,11 @@ def _stopping_summary(setup: _Setup, rule: StoppingRule | None) -> dict[str, Any
     stopping, steps = setup.stopping, setup.preset.steps
     if stopping is None or rule is None:
         return {"steps": steps}
-    return {"steps": "auto", "cap": steps, **stopping.describe(), **rule.summary()}
+    out = {"steps": "auto", "cap": steps, **stopping.describe(), **rule.summary()}
+    if stopping.soft_cap is not None:  # the cap the fit may run past, and how far
+        last = rule.scores[-1][0] if rule.scores else 0
+        out.update(cap=stopping.soft_cap, ceiling=steps, ran_past_cap=last > stopping.soft_cap)
+    return out
 
 
 def _orientation(ensemble: bool, index: int) -> int:
@@ -412,12 +417,13 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
         chain.append(CosineLearningRate(preset.lr, preset.steps))
     rule = stopping.rule(operator, y) if stopping is not None else None
     limit = TimeLimit(setup.deadline) if setup.deadline is not None else None
+    soft_cap = stopping.soft_cap if stopping is not None else None
     chain += [
         history,
         *([rule] if rule else []),
         *([limit] if limit else []),
         *setup.callbacks,
-        Progress(label, quiet=not setup.progress),
+        Progress(label, quiet=not setup.progress, total=soft_cap),
     ]
     backtracking = None
     if preset.backtrack_db is not None or problem.guard is not None:

@@ -15,14 +15,15 @@ along the same run.
   to what σ predicts (Morozov's discrepancy principle; a given σ is first corrected for
   clipping, see :func:`clipped_noise_sigma`).
 - :class:`ValidationRule` holds back a share of the observed pixels from the data term and stops
-  when their error stops improving.
+  when their error stops improving; past a cap it may be told to go on only while that error
+  still falls clearly (see :data:`MIN_GAIN`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -187,6 +188,9 @@ class ValidationRule(StoppingRule):
 
     ``holdout`` marks the held-back pixels of the observation ``y`` (the fit's loss must leave
     them out: see :func:`split_holdout`); ``operator`` maps an iterate to the observation.
+    From step ``gain_from`` on (None: never) it also stops once its best error has fallen by
+    less than ``min_gain`` (a share) over the last ``patience`` steps: from a nominal cap on,
+    a fit runs past the cap only while it is still clearly improving.
     """
 
     name = "validation"
@@ -200,8 +204,12 @@ class ValidationRule(StoppingRule):
         smoothing: float = 0.5,
         every: int = 10,
         stop: bool = True,
+        gain_from: int | None = None,
+        min_gain: float = 0.0,
     ):
         super().__init__(every, stop)
+        self.gain_from = gain_from
+        self.min_gain = min_gain
         self.operator = operator
         self.y = y
         self.holdout = holdout
@@ -223,7 +231,20 @@ class ValidationRule(StoppingRule):
         return self._error
 
     def fired(self, state: FitState) -> bool:
-        return self.no_better_for(state, self.patience)
+        if self.no_better_for(state, self.patience):
+            return True
+        step = state.step + 1
+        if self.gain_from is None or step < self.gain_from:
+            return False
+        return self.gain(step) < self.min_gain
+
+    def gain(self, step: int) -> float:
+        """The share by which the best error fell over the ``patience`` steps up to ``step``
+        (infinite while the fit is younger than that)."""
+        earlier = [error for at, error in self.scores if at <= step - self.patience]
+        if not earlier or min(earlier) <= 0:
+            return math.inf
+        return 1.0 - self.best_score / min(earlier)
 
 
 def _smooth(previous: float | None, value: float, weight: float) -> float:
@@ -349,7 +370,9 @@ class Stopping:
     """How ``--steps auto`` ends a fit: the rule, its settings, and the held-back pixels.
 
     ``train_weight`` is the data term's pixel weight (None: every observed pixel counts);
-    ``holdout`` the pixels a validation rule scores on.
+    ``holdout`` the pixels a validation rule scores on. A validation fit may run past
+    ``soft_cap`` (None: none; the preset's steps are then its ceiling) while its error still
+    falls by ``min_gain`` or more over each ``patience`` steps.
     """
 
     rule_name: str
@@ -361,6 +384,8 @@ class Stopping:
     holdout_share: float = 0.0
     watch_only: bool = False
     factor: float = 1.0  # the noise-level rule stops at this many times σ²
+    soft_cap: int | None = None
+    min_gain: float = 0.0
 
     def rule(self, operator: Operator, y: Tensor) -> StoppingRule:
         """A fresh rule for one fit (its tensors moved to ``y``'s device)."""
@@ -372,7 +397,15 @@ class Stopping:
             return NoiseLevelRule(self.sigma, factor=self.factor, stop=stop)
         assert self.holdout is not None
         holdout = self.holdout.to(y.device)
-        return ValidationRule(operator, y, holdout, patience=self.patience, stop=stop)
+        return ValidationRule(
+            operator,
+            y,
+            holdout,
+            patience=self.patience,
+            stop=stop,
+            gain_from=self.soft_cap,
+            min_gain=self.min_gain,
+        )
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"patience": self.patience}
@@ -382,11 +415,17 @@ class Stopping:
             out["factor"] = self.factor
         if self.holdout is not None:
             out["holdout_share"] = self.holdout_share
+        if self.soft_cap is not None:
+            out["min_gain"] = self.min_gain
         return out
 
 
 PATIENCE = 300
 HOLDOUT_SHARE = 0.05
+# Past its cap a validation fit goes on while its held-back error still falls by this share
+# (0.13 dB) or more over each patience window, up to CEILING_FACTOR times the cap.
+MIN_GAIN = 0.03
+CEILING_FACTOR = 3
 MIN_SIGMA = 0.5 / 255  # an estimated noise level below this counts as no noise
 
 
@@ -452,10 +491,14 @@ def plan_steps(
     estimate_from: np.ndarray | None = None,
     patience: int | None = None,
     image_size: tuple[int, int] | None = None,
+    extend: bool = False,
 ) -> tuple[Preset, Stopping | None]:
     """Fixed steps (no rule), or ``auto``: the rule (its patience: ``patience``, else
     :data:`PATIENCE`), with ``max_steps`` as the cap, else the preset's steps grown with the
-    size of the restored image (``image_size``, see :func:`size_cap`)."""
+    size of the restored image (``image_size``, see :func:`size_cap`). With ``extend`` and no
+    ``max_steps``, a validation fit may run past that cap while its held-back error still
+    falls by :data:`MIN_GAIN` over each patience window, up to :data:`CEILING_FACTOR` times it.
+    """
     fixed = parse_steps(steps)
     if fixed is not None:
         if stop != "auto" or max_steps is not None or patience is not None:
@@ -475,9 +518,13 @@ def plan_steps(
         estimate_from=estimate_from,
         patience=PATIENCE if patience is None else patience,
     )
-    if max_steps is None and image_size is not None:
-        max_steps = size_cap(preset.steps, *image_size)
-    return preset.with_steps(max_steps), stopping
+    if max_steps is not None:
+        return preset.with_steps(max_steps), stopping
+    cap = size_cap(preset.steps, *image_size) if image_size is not None else preset.steps
+    if extend and stopping.rule_name == "validation":
+        stopping = replace(stopping, soft_cap=cap, min_gain=MIN_GAIN)
+        return preset.with_steps(cap * CEILING_FACTOR), stopping
+    return preset.with_steps(cap), stopping
 
 
 CAP_REFERENCE_SIDE = 256
