@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from deepprior.callbacks import ExponentialAverage, History, Snapshots
+from deepprior.callbacks import ExponentialAverage, History, Progress, Snapshots
 from deepprior.data_terms import MSE
 from deepprior.fitting import Backtracking, Callback, FitState, adam, fit
 from deepprior.nets import build_net
@@ -225,3 +225,16 @@ def test_any_differentiable_data_term_is_minimised():
         before = float(small_net()(z)[:, 0].mean())
     result = fit(small_net(), z, lambda out: -out[:, 0].mean(), steps=30, lr=0.01)
     assert float(result.output[:, 0].mean()) > before + 0.25  # a sigmoid output, at most 1
+
+
+def test_the_progress_bar_runs_to_the_cap_then_to_the_ceiling():
+    bar = Progress(quiet=True, total=5)
+    state = FitState(step=0, total_steps=15, net=torch.nn.Identity(), optimizer=None)  # type: ignore[arg-type]
+    bar.on_start(state)
+    lengths = []
+    for step in range(8):
+        state.step = step
+        bar.on_step(state)
+        lengths.append(bar._bar.total)
+    bar.on_end(state)
+    assert lengths == [5] * 5 + [15] * 3
