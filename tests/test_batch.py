@@ -341,7 +341,22 @@ def test_ctrl_c_keeps_what_is_done_and_leaves_the_rest_for_the_next_run(tmp_path
     out = tmp_path / "out"
     argv = [*COMMAND, "batch", "denoise", str(tmp_path / "in"), "-o", str(out), "--seed", "0",
             "--workers", "1", "-q"]  # fmt: skip
-    process = subprocess.Popen([*argv, "--steps", "100000"], stderr=subprocess.PIPE, text=True)
+    # A run started in the background (`&` in a script) inherits SIGINT ignored, as Python then
+    # does; a user's Ctrl-C reaches a process with the default disposition, so the child gets it.
+    process = subprocess.Popen(
+        [*argv, "--steps", "100000"],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        _interrupt_and_check(process, out)
+    finally:
+        process.kill()  # a child that missed the signal must not compute on under the suite
+        process.wait()
+
+
+def _interrupt_and_check(process: subprocess.Popen[str], out: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if (out / "manifest.sqlite").is_file() and "running" in states(out).values():
