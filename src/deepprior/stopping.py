@@ -241,10 +241,8 @@ class ValidationRule(StoppingRule):
     def gain(self, step: int) -> float:
         """The share by which the best error fell over the ``patience`` steps up to ``step``
         (infinite while the fit is younger than that)."""
-        earlier = [error for at, error in self.scores if at <= step - self.patience]
-        if not earlier or min(earlier) <= 0:
-            return math.inf
-        return 1.0 - self.best_score / min(earlier)
+        then = min((error for at, error in self.scores if at <= step - self.patience), default=0.0)
+        return 1.0 - self.best_score / then if then > 0 else math.inf
 
 
 def _smooth(previous: float | None, value: float, weight: float) -> float:
