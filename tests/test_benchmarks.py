@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepprior import allocator
 from deepprior.io import Picture, read_image, write_image
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -67,6 +68,18 @@ def test_speed_benchmark_measures_each_engine(tmp_path):
     results = json.loads(out.read_text())["results"]
     assert [r["engine"] for r in results] == ["reference", "fast"]
     assert all(r["seconds_per_step"] > 0 and r["step_gflop"] > 0 for r in results)
+
+
+def test_allocator_benchmark_runs_both_settings_to_the_same_pixels(tmp_path):
+    out = tmp_path / "allocator.json"
+    stdout = run_script(
+        str(BENCHMARKS / "allocator.py"), "--sizes", "48x32", "--steps", "3", "--json", str(out)
+    )
+    assert "page faults" in stdout
+    results = json.loads(out.read_text())["results"]
+    assert [r["mode"] for r in results] == ["defaults", "kept"]
+    assert [r["reuses_freed_memory"] for r in results] == [False, allocator.available()]
+    assert len({r["pixels_md5"] for r in results}) == 1
 
 
 def test_batching_benchmark_stacks_fits_that_agree_with_separate_ones(tmp_path):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .allocator import keep_freed_memory
 from .callbacks import (
     CosineLearningRate,
     ExponentialAverage,
@@ -153,6 +154,23 @@ def run(
     inputs are read, before any network exists, with a blank picture of the result's size and
     mode, so that a caller can check its outputs can hold it.
     """
+    try:
+        return _run(job, callbacks, progress, history_every, watch_only, save_every, save, ready)
+    finally:
+        keep_freed_memory(False)  # a fit may have turned it on: the memory goes back
+
+
+def _run(
+    job: Job,
+    callbacks: Sequence[Callback],
+    progress: bool,
+    history_every: int,
+    watch_only: bool,
+    save_every: int | None,
+    save: Callable[[int, Picture], None] | None,
+    ready: Callable[[Picture], None] | None,
+) -> Outcome:
+    """:func:`run`'s work."""
     started = time.perf_counter()
     checked = prepare(job)
     task, device, engine = checked.task, checked.device, checked.engine
@@ -396,6 +414,9 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
             f"a {width}×{height} image does not fit on {device}: {error}; use a smaller "
             "image, precision 'bf16', or a device with more memory"
         ) from None
+    # Large blocks from the heap, freed memory kept for the next step, where there is room
+    # (see deepprior.allocator): on until the run ends, so the refining pass gains as well.
+    reusing = keep_freed_memory(device.type == "cpu" and plan.roomy)
     y = problem.observation.to(device)
     operator = problem.operator.to(device)
     stopping = setup.stopping
@@ -453,7 +474,7 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
         "device": str(device),
         "precision": plan.engine.precision,
         "engine": plan.engine.to_dict(),
-        "memory": plan.to_dict(),
+        "memory": plan.to_dict() | {"reuses_freed_memory": reusing},
         "versions": versions(),
         "net_parameters": count_parameters(net),
         "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
