@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deepprior import allocator
 from deepprior.io import Picture, read_image, write_image
@@ -278,6 +279,16 @@ def test_frontier_benchmark_marks_the_levers_that_pay(photo, tmp_path):
     saved = np.load(tmp_path / "saved" / "astronaut-default.npz")
     assert saved["fit"].shape == saved["result"].shape == (32, 32, 3)
     assert not np.array_equal(saved["fit"], saved["result"])  # the filter changed it
+    mix = tmp_path / "mix.json"
+    run_script(
+        str(BENCHMARKS / "wiener_mix.py"),
+        *(str(tmp_path / "saved"), "--lever", "default", "--variants", "--json", str(mix)),
+    )
+    recomputed = {r["image"]: r for r in json.loads(mix.read_text())["results"]}
+    for row in (r for r in results if r["lever"] == "default"):
+        again_filtered = recomputed[row["image"].replace(":", "_") + "-default"]
+        assert again_filtered["wiener"] == pytest.approx(row["psnr"], abs=1e-4)  # as the run did
+        assert {"twice", "radius 19", "fit 20 %"} <= again_filtered.keys()
     again = tmp_path / "again.json"
     run_script(
         str(BENCHMARKS / "frontier.py"),
