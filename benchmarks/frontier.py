@@ -99,6 +99,10 @@ LEVERS: dict[str, dict[str, Any]] = {
         for f in (1.0, 1.05, 1.1, 1.15)
     },
     **{f"default, noise factor {f}": {"level": {"noise_factor": f}} for f in (0.9, 0.95)},
+    **{
+        f"best, noise factor {f}": {"quality": "best", "level": {"noise_factor": f}}
+        for f in (0.8, 0.9, 0.95)
+    },
     "default, hard cap": {"level": {"extend": False}},
     "width 32, cosine lr": {
         **_widths(32),
