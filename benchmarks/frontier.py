@@ -103,6 +103,14 @@ LEVERS: dict[str, dict[str, Any]] = {
         f"best, noise factor {f}": {"quality": "best", "level": {"noise_factor": f}}
         for f in (0.8, 0.9, 0.95)
     },
+    **{
+        f"best {n} runs, noise factor {f}": {
+            "quality": "best",
+            "level": {"noise_factor": f, "runs": n},
+        }
+        for n in (4, 5, 6)
+        for f in (0.8, 0.9)
+    },
     "default, hard cap": {"level": {"extend": False}},
     "width 32, cosine lr": {
         **_widths(32),

@@ -3,13 +3,14 @@
 PyTorch's CPU tensors come from the C library's ``malloc``. glibc maps every block over 32 MiB
 (and, after some frees, smaller ones) afresh from the kernel and unmaps it when freed, so each
 step of a large fit asks the kernel for new zeroed pages: at 1024×768 a 32-channel step made
-about 200 000 page faults and spent a third of its time in the kernel, and the Wiener filter
-after the fit 12 million (README, "Speed"). With :func:`keep_freed_memory` on, blocks come
-from the heap instead and up to :data:`KEEP_BYTES` of freed memory stays there for the next
-step; turned off, glibc's defaults return and what was kept goes back to the kernel
+over 200 000 page faults and spent nearly a third of its time in the kernel, and the Wiener
+filter after the fit 12 million (README, "Speed"). With :func:`keep_freed_memory` on, blocks
+come from the heap instead and up to :data:`KEEP_BYTES` of freed memory stays there for the
+next step; turned off, glibc's defaults return and what was kept goes back to the kernel
 (``malloc_trim``). It changes where memory comes from, never what is computed. It costs
-memory (the heap fragments: the peak grew from 1.9 to 2.8 GiB at 1024×768), so a run turns it
-on only where twice its planned memory is free (:attr:`deepprior.engine.MemoryPlan.roomy`).
+memory (the heap fragments: the peak grew from 2.0 to 2.8 GiB at 1024×768), so a run turns
+it on only where three times its planned memory is free
+(:attr:`deepprior.engine.MemoryPlan.roomy`).
 Elsewhere (macOS, Windows, other C libraries) it does nothing.
 """
 
