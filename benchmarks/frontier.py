@@ -99,16 +99,12 @@ LEVERS: dict[str, dict[str, Any]] = {
         for f in (1.0, 1.05, 1.1, 1.15)
     },
     **{f"default, noise factor {f}": {"level": {"noise_factor": f}} for f in (0.9, 0.95)},
+    "best, noise factor 0.9": {"quality": "best", "level": {"noise_factor": 0.9}},
     **{
-        f"best, noise factor {f}": {"quality": "best", "level": {"noise_factor": f}}
-        for f in (0.8, 0.9, 0.95)
-    },
-    **{
-        f"best {n} runs, noise factor {f}": {
+        f"best 4 runs, noise factor {f}": {
             "quality": "best",
-            "level": {"noise_factor": f, "runs": n},
+            "level": {"noise_factor": f, "runs": 4},
         }
-        for n in (4, 5, 6)
         for f in (0.8, 0.9)
     },
     "default, hard cap": {"level": {"extend": False}},
