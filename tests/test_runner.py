@@ -204,3 +204,19 @@ def test_a_time_limit_keeps_the_stopping_rules_best_iterate_and_skips_later_runs
     stopping = report.stopping
     assert stopping["fired_at"] is None and stopping["time_limit_reached_at"] is not None
     assert stopping["selected_step"] <= stopping["time_limit_reached_at"]
+
+
+def test_best_cut_to_one_fit_by_its_time_limit_returns_the_filter_alone(fast, noisy32):
+    job = Job(
+        "denoise",
+        {"image": noisy32},
+        preset=fast,
+        steps=100_000,  # no rule: the time limit ends the first fit
+        quality="best",
+        time_limit=2.0,
+        seed=0,
+        device="cpu",
+    )
+    report = run(job).report
+    assert report.sections["quality"]["runs"] == 8 and len(report.runs) == 1
+    assert report.sections["refine"]["share"] == 1.0  # the even mix is for averaged fits

@@ -233,7 +233,8 @@ def _run(
     image = np.mean([f.image for f in finished], axis=0).astype(np.float32)
     refined, refine_section = image, None
     if task.refine is not None and any(f.result.steps_run for f in fits):
-        refined, refine_section = task.refine(problem, image, quality.refine)
+        share = quality.refine_share(len(finished))
+        refined, refine_section = task.refine(problem, image, share)
     picture = task.finish(problem, refined)
     last = fits[-1]
     report = Report(
