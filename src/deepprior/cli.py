@@ -987,7 +987,13 @@ def _summary(written: Path | None, report: dict[str, Any]) -> None:
         done += f" (cap reached; kept step {stopping.get('selected_step')})"
     quality = report.get("quality")
     if quality and quality["name"] != "default":
-        done += f" [quality {quality['name']}: {quality['contains']}]"
+        done += f" [quality {quality['name']}: {quality['contains']}"
+        made = len(report.get("runs") or [])
+        if 0 < made < quality["runs"]:  # the time limit or Ctrl-C came first
+            done += f"; {made} of its {quality['runs']} fits made"
+            share = (report.get("refine") or {}).get("share")
+            done += f", the filter's share {share:g}" if share is not None else ""
+        done += "]"
     state = "interrupted after" if report["interrupted"] else "finished:"
     line = f"{state} {done}" + (f", wrote {written}" if written else ", nothing written")
     metrics = report.get("metrics")
