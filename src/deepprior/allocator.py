@@ -19,6 +19,11 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # mallopt's parameters (malloc.h) and glibc's defaults for them.
 M_TRIM_THRESHOLD = -1
@@ -70,3 +75,17 @@ def keep_freed_memory(wanted: bool) -> bool:
 def keeping_freed_memory() -> bool:
     """Whether freed memory is kept for reuse now."""
     return _keeping
+
+
+def hands_memory_back(function: Callable[P, R]) -> Callable[P, R]:
+    """``function``, after which freed memory is no longer kept (and what was kept goes back
+    to the kernel), however it ends: a fit inside it may have turned keeping on."""
+
+    @functools.wraps(function)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            keep_freed_memory(False)
+
+    return wrapped

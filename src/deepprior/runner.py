@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .allocator import keep_freed_memory
+from .allocator import hands_memory_back, keep_freed_memory
 from .callbacks import (
     CosineLearningRate,
     ExponentialAverage,
@@ -134,6 +134,7 @@ def prepare(job: Job) -> Checked:
     return Checked(task, options, device, engine, quality)
 
 
+@hands_memory_back
 def run(
     job: Job,
     *,
@@ -154,23 +155,6 @@ def run(
     inputs are read, before any network exists, with a blank picture of the result's size and
     mode, so that a caller can check its outputs can hold it.
     """
-    try:
-        return _run(job, callbacks, progress, history_every, watch_only, save_every, save, ready)
-    finally:
-        keep_freed_memory(False)  # a fit may have turned it on: the memory goes back
-
-
-def _run(
-    job: Job,
-    callbacks: Sequence[Callback],
-    progress: bool,
-    history_every: int,
-    watch_only: bool,
-    save_every: int | None,
-    save: Callable[[int, Picture], None] | None,
-    ready: Callable[[Picture], None] | None,
-) -> Outcome:
-    """:func:`run`'s work."""
     started = time.perf_counter()
     checked = prepare(job)
     task, device, engine = checked.task, checked.device, checked.engine
