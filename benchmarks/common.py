@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from deepprior.engine import DEVICES, ENGINES, PRECISIONS
 from deepprior.experiments.reproduce import crop
@@ -95,6 +97,22 @@ def save_json(
 # The centre size×size of an H×W(×C) array (the whole array when size is None): the crop
 # `deepprior reproduce` takes, so that benchmarks and the report cut images alike.
 centre_crop = crop
+
+
+def skimage_photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photographs (``chelsea``, ``rocket``, ...), H×W×C
+    float32 in [0, 1], at most three channels: images outside ``../shared`` to check on."""
+    from skimage import data
+
+    pixels = np.asarray(getattr(data, name)(), np.float32) / 255
+    return (pixels if pixels.ndim == 3 else pixels[:, :, None])[:, :, :3]
+
+
+def jpeg_round_trip(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """The image saved as a JPEG of this quality by Pillow and read back, in [0, 1]."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"), np.float32) / 255
 
 
 def steps_value(text: str) -> int | str:

@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import list_images, print_header, print_table, provenance, save_json
+from common import (
+    list_images,
+    print_header,
+    print_table,
+    provenance,
+    save_json,
+    skimage_photo,
+)
 
 from deepprior.experiments.reproduce import (
     SCALE,
@@ -123,15 +130,11 @@ def load(args: argparse.Namespace) -> list[Sample]:
     """The images of the folder (and scikit-image's), cropped and degraded, seed 0."""
     paths = list_images(args.folder, args.images) if args.folder is not None else []
     pictures = [(p.stem, read_image(p).pixels) for p in paths]
-    if args.skimage:
-        from skimage import data
-
-        for name in args.skimage:
-            pixels = np.asarray(getattr(data, name)(), np.float32) / 255
-            pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
-            if args.kind == "inpaint" and pixels.shape[2] == 3:
-                pixels = pixels @ np.array([[0.299], [0.587], [0.114]], np.float32)
-            pictures.append((f"skimage:{name}", pixels[:, :, :3]))
+    for name in args.skimage or ():
+        pixels = skimage_photo(name)
+        if args.kind == "inpaint" and pixels.shape[2] == 3:
+            pixels = pixels @ np.array([[0.299], [0.587], [0.114]], np.float32)
+        pictures.append((f"skimage:{name}", pixels))
     return [make_sample(args.kind, name, crop(pixels, args.crop), 0) for name, pixels in pictures]
 
 

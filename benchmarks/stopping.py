@@ -19,7 +19,6 @@ real ``runs=2`` call (two fits stopped by the rule, averaged).
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import time
@@ -28,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     add_run_arguments,
     centre_crop,
+    jpeg_round_trip,
     list_images,
     print_header,
     print_table,
@@ -126,13 +125,6 @@ def watchers(args: argparse.Namespace, noisy: np.ndarray | None) -> dict[str, St
         estimated = max(estimate_noise_sigma(noisy), 1e-3)
         rules["noise-level (estimated σ)"] = NoiseLevelRule(estimated, stop=False)
     return rules
-
-
-def jpeg_round_trip(pixels: np.ndarray, quality: int) -> np.ndarray:
-    """The image saved as a JPEG of this quality by Pillow and read back, in [0, 1]."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"), np.float32) / 255
 
 
 def main() -> None:

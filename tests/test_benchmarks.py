@@ -194,6 +194,14 @@ def test_restore_benchmark_compares_with_classical_methods(photo, tmp_path):
         assert "commit" in stdout and "mean deepprior" in stdout
         (entry,) = json.loads(out.read_text())["results"]
         assert set(entry["methods"]) == methods
+    # JPEG restoration of a scikit-image photograph, without a folder, at a given level
+    out = tmp_path / "jpeg.json"
+    argv = ("jpeg", "--skimage", "coffee", "--crop", "32", "--jpeg", "10", "--quality", "fast")
+    run_script(str(BENCHMARKS / "restore.py"), *argv, "--max-steps", "3", "--json", str(out))
+    saved = json.loads(out.read_text())
+    (entry,) = saved["results"]
+    assert entry["image"] == "skimage:coffee" and set(entry["methods"]) == {"JPEG 10", "deepprior"}
+    assert saved["settings"]["quality"] == "fast" and entry["steps_run"] == 3
 
 
 def test_flash_benchmark_reports_the_guard(photo, tmp_path):

@@ -1,6 +1,7 @@
 """Restoration through written-down degradations, blind JPEG restoration, and flash/no-flash."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -188,6 +189,20 @@ def test_blind_restoration_is_the_authors_jpeg_setting_stopped_by_its_rule(photo
     assert report["settings"]["name"] == "jpeg"
     assert report["settings"]["degradation"] is None
     assert report["stopping"]["rule"] == "validation"
+
+
+def test_default_restoration_runs_past_its_cap_while_improving_but_fast_and_paper_stop(photo, fast):
+    clean = photo(32)
+    blurred = apply(Blur(gaussian_kernel(1.5)), clean)
+    options = {"preset": replace(fast, steps=20), "seed": 0, "device": "cpu", "patience": 10}
+    _, report = deepprior.restore(blurred, "blur:gaussian:1.5", **options)
+    assert report["quality"]["extend"] and "past the step cap" in report["quality"]["contains"]
+    # after 20 steps the held-back error still falls fast: the fit went on past the cap
+    assert report["stopping"]["ceiling"] == 60 and report["stopping"]["ran_past_cap"]
+    assert report["steps_run"] > 20
+    for level in ("fast", "paper"):
+        _, report = deepprior.restore(blurred, "blur:gaussian:1.5", **options, quality=level)
+        assert "ceiling" not in report["stopping"] and report["steps_run"] <= 20
 
 
 def test_flash_no_flash_uses_the_flash_image_as_code_and_checks_sizes(photo):

@@ -129,8 +129,8 @@ STOPPING = [
         type=click.IntRange(min=1),
         default=None,
         help="The cap of --steps auto, exactly (default: the preset's steps, grown with "
-        "the image; default and best SR and inpainting fits go past it while clearly "
-        "improving).",
+        "the image; at default and best quality a fit under the validation rule goes "
+        "past it while clearly improving).",
     ),
     click.option(
         "--quality",

@@ -87,8 +87,18 @@ class Quality:
 
 
 AS_PRESET = "the preset as it is"
+PAST_CAP = ", past the step cap while still clearly improving"
 PAPER = Quality("paper", "the preset as it is (the authors' networks)")
-_SAME = {level: Quality(level, AS_PRESET) for level in LEVELS}
+# A task without measured levels (restoration, flash/no-flash, the feature tasks) runs its
+# preset at every level; at default and best a validation fit may still run past its cap
+# while its held-back error falls clearly, as super-resolution's and inpainting's do: the
+# authors' JPEG and deblurring fits ended at their caps still improving (README, session 23).
+_SAME = {
+    "fast": Quality("fast", AS_PRESET),
+    "default": Quality("default", AS_PRESET + PAST_CAP, extend=True),
+    "best": Quality("best", AS_PRESET + PAST_CAP, extend=True),
+    "paper": Quality("paper", AS_PRESET),
+}
 
 NARROW = 0.25  # 32 channels a level where the authors have 128
 FAST_CAP = 800
@@ -119,7 +129,7 @@ def _levels(
     QUALITIES); with ``extend``, default's and best's fits go past their cap while their
     held-back error still falls clearly (see deepprior.stopping.MIN_GAIN)."""
     then = ", then an empirical Wiener filter" if refine else ""
-    past = ", past the step cap while still clearly improving" if extend else ""
+    past = PAST_CAP if extend else ""
     early = f", stopping at {fast_noise_factor:g}·σ²" if fast_noise_factor != 1.0 else ""
     fast = f"32 channels, at most {fast_cap} steps (more on images over 256²){early}{then}"
     best = f"32 channels{past}, {best_runs} runs on {best_runs} orientations averaged"
