@@ -10,7 +10,12 @@ its empirical Wiener filter (σ estimated from the noisy crop, as a run does) an
 mix of the two (what ``--quality best`` returns), then the means. ``--variants`` adds the
 filter's settings measured against the shipped ones: guided by its own output a second time,
 a wider search (±19 pixels, BM3D's), groups of 16 blocks, reference blocks every 2 pixels,
-σ read 5 % high or low, and 20 % of the fit mixed into the filter's output.
+σ read 5 % high or low, and 20 % of the fit mixed into the filter's output. ``--pilots``
+asks whether a gap to BM3D lies in the filter or in its pilot, with the ``bm3d`` package (free
+for non-commercial use: a measuring instrument here, not a dependency), run on each channel of
+the opponent colour space (its ``stage_arg`` takes no colour pilot): BM3D's own Wiener step
+guided by the fit; BM3D's first (hard-thresholding) estimate; this filter guided by it, and by
+the mean of that estimate and the fit; and CBM3D whole, with the σ the run estimates.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import statistics
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +36,7 @@ from common import print_header, print_table, provenance, save_json
 from deepprior import wiener
 from deepprior.metrics import psnr
 from deepprior.stopping import estimate_noise_sigma
-from deepprior.wiener import empirical_wiener
+from deepprior.wiener import OPPONENT, empirical_wiener
 
 COLUMNS = ("fit", "wiener", "mix")
 # name -> the module constants of deepprior.wiener it changes, and σ's factor
@@ -42,6 +48,7 @@ SETTINGS: dict[str, tuple[dict[str, int], float]] = {
     "sigma x0.95": ({}, 0.95),
 }
 VARIANTS = ("twice", *SETTINGS, "fit 20 %")
+PILOTS = ("bm3d step 2 on fit", "bm3d step 1", "wiener on bm3d step 1", "wiener on mean", "cbm3d")
 
 
 @contextlib.contextmanager
@@ -70,9 +77,35 @@ def variants(
     return row
 
 
-def measure(path: Path, with_variants: bool = False) -> dict[str, float | str]:
+def pilots(clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, sigma: float) -> dict[str, float]:
+    """The PSNR of each of :data:`PILOTS` on one fit (``sigma``: the run's estimate)."""
+    import bm3d
+
+    def per_channel(stage: Any) -> np.ndarray:
+        """BM3D on each opponent channel of ``noisy``; ``stage``: its stage or a pilot."""
+        planes = [
+            bm3d.bm3d(np.float64(opponent[:, :, c]), sigma, stage_arg=stage(c)) for c in range(3)
+        ]
+        return np.clip(np.stack(planes, axis=2) @ OPPONENT, 0, 1).astype(np.float32)
+
+    opponent, fit_opponent = noisy @ OPPONENT.T, fit @ OPPONENT.T
+    first = per_channel(lambda c: bm3d.BM3DStages.HARD_THRESHOLDING)
+    second = per_channel(lambda c: np.float64(fit_opponent[:, :, c]))
+    whole = np.clip(bm3d.bm3d_rgb(noisy, sigma), 0, 1).astype(np.float32)
+    return {
+        "bm3d step 2 on fit": psnr(second, clean),
+        "bm3d step 1": psnr(first, clean),
+        "wiener on bm3d step 1": psnr(empirical_wiener(noisy, first, sigma), clean),
+        "wiener on mean": psnr(empirical_wiener(noisy, (first + fit) / 2, sigma), clean),
+        "cbm3d": psnr(whole, clean),
+    }
+
+
+def measure(
+    path: Path, with_variants: bool = False, with_pilots: bool = False
+) -> dict[str, float | str]:
     """The PSNR of the fit in ``path``, of its Wiener filter and of their even mix (and of
-    the filter's variants)."""
+    the filter's variants, and of the filter and BM3D on other pilots)."""
     saved = np.load(path)
     clean, noisy, fit = saved["clean"], saved["degraded"], saved["fit"]
     sigma = estimate_noise_sigma(noisy)
@@ -84,7 +117,8 @@ def measure(path: Path, with_variants: bool = False) -> dict[str, float | str]:
         "wiener": psnr(filtered, clean),
         "mix": psnr(mixed, clean),
     }
-    return row | (variants(clean, noisy, fit, filtered, sigma) if with_variants else {})
+    row |= variants(clean, noisy, fit, filtered, sigma) if with_variants else {}
+    return row | (pilots(clean, noisy, fit, sigma) if with_pilots else {})
 
 
 def main() -> None:
@@ -92,6 +126,7 @@ def main() -> None:
     parser.add_argument("folders", type=Path, nargs="+", help="folders of frontier.py's .npz")
     parser.add_argument("--lever", default="quality best", help="the lever whose fits to read")
     parser.add_argument("--variants", action="store_true", help="also the filter's variants")
+    parser.add_argument("--pilots", action="store_true", help="also other pilots, with bm3d")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     pattern = f"*-{args.lever.replace(' ', '_')}.npz"
@@ -99,11 +134,11 @@ def main() -> None:
     if not paths:
         parser.error(f"no {pattern} files in the folders given")
     info = provenance("cpu")
-    settings = {"folders": [str(f) for f in args.folders], "lever": args.lever}
-    settings["variants"] = args.variants
+    settings: dict[str, Any] = {"folders": [str(f) for f in args.folders], "lever": args.lever}
+    settings |= {"variants": args.variants, "pilots": args.pilots}
     print_header(info, settings)
-    rows = [measure(path, args.variants) for path in paths]
-    columns = COLUMNS + (VARIANTS if args.variants else ())
+    rows = [measure(path, args.variants, args.pilots) for path in paths]
+    columns = COLUMNS + (VARIANTS if args.variants else ()) + (PILOTS if args.pilots else ())
     means = {c: statistics.fmean(float(r[c]) for r in rows) for c in columns}
     print_table(
         ["image", *columns],

@@ -290,13 +290,18 @@ def test_frontier_benchmark_marks_the_levers_that_pay(photo, tmp_path):
     mix = tmp_path / "mix.json"
     run_script(
         str(BENCHMARKS / "wiener_mix.py"),
-        *(str(tmp_path / "saved"), "--lever", "default", "--variants", "--json", str(mix)),
+        *(str(tmp_path / "saved"), "--lever", "default", "--variants", "--pilots"),
+        *("--json", str(mix)),
     )
     recomputed = {r["image"]: r for r in json.loads(mix.read_text())["results"]}
     for row in (r for r in results if r["lever"] == "default"):
         again_filtered = recomputed[row["image"].replace(":", "_") + "-default"]
         assert again_filtered["wiener"] == pytest.approx(row["psnr"], abs=1e-4)  # as the run did
         assert {"twice", "radius 19", "fit 20 %"} <= again_filtered.keys()
+        # BM3D's own second step on the same pilot lands near this filter (a colour transform
+        # gone wrong would not), and BM3D's first estimate is a better pilot than 8 steps' fit
+        assert abs(again_filtered["bm3d step 2 on fit"] - again_filtered["wiener"]) < 1.5
+        assert again_filtered["wiener on bm3d step 1"] > again_filtered["wiener"]
     again = tmp_path / "again.json"
     run_script(
         str(BENCHMARKS / "frontier.py"),

@@ -24,6 +24,7 @@ from deepprior.operators import (
     Mask,
     gaussian_kernel,
 )
+from deepprior.presets import FLASH_PRESETS
 from deepprior.runner import run
 from deepprior.tasks.flash import colour_guard
 
@@ -191,7 +192,7 @@ def test_blind_restoration_is_the_authors_jpeg_setting_stopped_by_its_rule(photo
     assert report["stopping"]["rule"] == "validation"
 
 
-def test_default_restoration_runs_past_its_cap_while_improving_but_fast_and_paper_stop(photo, fast):
+def test_default_restoration_runs_past_its_cap_while_improving_but_not_blind_or_fast(photo, fast):
     clean = photo(32)
     blurred = apply(Blur(gaussian_kernel(1.5)), clean)
     options = {"preset": replace(fast, steps=20), "seed": 0, "device": "cpu", "patience": 10}
@@ -203,6 +204,11 @@ def test_default_restoration_runs_past_its_cap_while_improving_but_fast_and_pape
     for level in ("fast", "paper"):
         _, report = deepprior.restore(blurred, "blur:gaussian:1.5", **options, quality=level)
         assert "ceiling" not in report["stopping"] and report["steps_run"] <= 20
+    # blind (JPEG) restoration: held-back pixels share their block's artefacts, so its
+    # held-back error cannot say the fit still gains, and it stops at its cap
+    _, report = deepprior.restore(blurred, **options)
+    assert report["settings"]["degradation"] is None and report["stopping"]["cap"] == 20
+    assert "ceiling" not in report["stopping"] and report["steps_run"] <= 20
 
 
 def test_flash_no_flash_uses_the_flash_image_as_code_and_checks_sizes(photo):
@@ -219,6 +225,15 @@ def test_flash_no_flash_uses_the_flash_image_as_code_and_checks_sizes(photo):
     assert report["collapse_guard"]["rule"].startswith("the output's chromaticity")
     with pytest.raises(UserError, match="one size"):
         deepprior.flash(no_flash, flash[:16, :16], steps=2, device="cpu")
+
+
+def test_flash_no_flash_stops_at_its_cap_at_every_level(photo):
+    clean = photo(32)
+    flash = np.clip(clean * 1.2, 0, 1)
+    preset = replace(FLASH_PRESETS["authors"], steps=20)
+    _, report = deepprior.flash(clean * 0.5, flash, preset=preset, patience=10, device="cpu")
+    assert report["stopping"]["cap"] == 20 and "ceiling" not in report["stopping"]
+    assert report["steps_run"] <= 20
 
 
 def test_colour_guard_fires_on_a_red_cast_only():

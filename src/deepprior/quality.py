@@ -91,8 +91,9 @@ PAST_CAP = ", past the step cap while still clearly improving"
 PAPER = Quality("paper", "the preset as it is (the authors' networks)")
 # A task without measured levels (restoration, flash/no-flash, the feature tasks) runs its
 # preset at every level; at default and best a validation fit may still run past its cap
-# while its held-back error falls clearly, as super-resolution's and inpainting's do: the
-# authors' JPEG and deblurring fits ended at their caps still improving (README, session 23).
+# while its held-back error falls clearly, as super-resolution's and inpainting's do, except
+# where the task says that error cannot tell (blind JPEG restoration, flash/no-flash; README,
+# session 23).
 _SAME = {
     "fast": Quality("fast", AS_PRESET),
     "default": Quality("default", AS_PRESET + PAST_CAP, extend=True),

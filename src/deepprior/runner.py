@@ -190,7 +190,7 @@ def run(
         estimate_from=problem.noisy,
         patience=patience,
         image_size=problem.out_size,
-        extend=quality.extend,
+        extend=quality.extend and problem.may_run_past_cap,
     )
     if stopping is not None:
         stopping = replace(stopping, factor=quality.noise_factor, watch_only=watch_only)

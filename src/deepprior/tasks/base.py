@@ -40,6 +40,8 @@ class Problem:
         sections: the task's own report sections (e.g. ``mask``).
         guard: a check of the output that, when it fails, sends the fit back to its last good
             state (:class:`deepprior.fitting.Backtracking`); ``guard_rule`` describes it.
+        may_run_past_cap: False where a falling held-back error does not mean the fit still
+            gains, so that no quality level lets a validation fit run past its cap.
     """
 
     picture: Picture
@@ -59,6 +61,7 @@ class Problem:
     sections: dict[str, Any] = field(default_factory=dict)
     guard: Callable[[Tensor], bool] | None = None
     guard_rule: str = ""
+    may_run_past_cap: bool = True
 
 
 def _keep(problem: Problem, pixels: np.ndarray) -> Picture:
