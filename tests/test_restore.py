@@ -25,6 +25,7 @@ from deepprior.operators import (
     gaussian_kernel,
 )
 from deepprior.presets import FLASH_PRESETS
+from deepprior.quality import AS_PRESET
 from deepprior.runner import run
 from deepprior.tasks.flash import colour_guard
 
@@ -209,6 +210,7 @@ def test_default_restoration_runs_past_its_cap_while_improving_but_not_blind_or_
     _, report = deepprior.restore(blurred, **options)
     assert report["settings"]["degradation"] is None and report["stopping"]["cap"] == 20
     assert "ceiling" not in report["stopping"] and report["steps_run"] <= 20
+    assert not report["quality"]["extend"] and report["quality"]["contains"] == AS_PRESET
 
 
 def test_flash_no_flash_uses_the_flash_image_as_code_and_checks_sizes(photo):
@@ -233,7 +235,7 @@ def test_flash_no_flash_stops_at_its_cap_at_every_level(photo):
     preset = replace(FLASH_PRESETS["authors"], steps=20)
     _, report = deepprior.flash(clean * 0.5, flash, preset=preset, patience=10, device="cpu")
     assert report["stopping"]["cap"] == 20 and "ceiling" not in report["stopping"]
-    assert report["steps_run"] <= 20
+    assert report["steps_run"] <= 20 and not report["quality"]["extend"]
 
 
 def test_colour_guard_fires_on_a_red_cast_only():

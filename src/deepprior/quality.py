@@ -69,6 +69,11 @@ class Quality:
         default's fits of 17 crops of 128² (README, session 22)."""
         return 1.0 if fits == 1 and self.refine > 0 else self.refine
 
+    def held_to_cap(self) -> Quality:
+        """This level with no fit running past its cap (for a task whose held-back error
+        cannot say that a longer fit gains)."""
+        return replace(self, extend=False, contains=self.contains.replace(PAST_CAP, ""))
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -41,7 +41,7 @@ class Problem:
         guard: a check of the output that, when it fails, sends the fit back to its last good
             state (:class:`deepprior.fitting.Backtracking`); ``guard_rule`` describes it.
         may_run_past_cap: False where a falling held-back error does not mean the fit still
-            gains, so that no quality level lets a validation fit run past its cap.
+            gains: no quality level then lets a fit run past its cap, nor says it does.
     """
 
     picture: Picture
