@@ -419,11 +419,11 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
         chain.append(ExponentialAverage(preset.average_decay, warmup=preset.average_warmup))
     if preset.lr_schedule not in ("constant", "cosine"):
         raise UserError(f"lr_schedule is 'constant' or 'cosine', got {preset.lr_schedule!r}")
-    if preset.lr_schedule == "cosine":
-        chain.append(CosineLearningRate(preset.lr, preset.steps))
+    soft_cap = stopping.soft_cap if stopping is not None else None
+    if preset.lr_schedule == "cosine":  # over the cap; a fit that runs past it keeps the floor
+        chain.append(CosineLearningRate(preset.lr, soft_cap or preset.steps))
     rule = stopping.rule(operator, y) if stopping is not None else None
     limit = TimeLimit(setup.deadline) if setup.deadline is not None else None
-    soft_cap = stopping.soft_cap if stopping is not None else None
     chain += [
         history,
         *([rule] if rule else []),
