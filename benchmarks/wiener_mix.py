@@ -24,7 +24,7 @@ import argparse
 import contextlib
 import statistics
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,26 +78,34 @@ def variants(
 
 
 def pilots(clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, sigma: float) -> dict[str, float]:
-    """The PSNR of each of :data:`PILOTS` on one fit (``sigma``: the run's estimate)."""
+    """The PSNR of each of :data:`PILOTS` on one fit (``sigma``: the run's estimate); colour
+    images in the opponent colour space, a channel at a time."""
     import bm3d
 
-    def per_channel(stage: Any) -> np.ndarray:
-        """BM3D on each opponent channel of ``noisy``; ``stage``: its stage or a pilot."""
-        planes = [
-            bm3d.bm3d(np.float64(opponent[:, :, c]), sigma, stage_arg=stage(c)) for c in range(3)
-        ]
-        return np.clip(np.stack(planes, axis=2) @ OPPONENT, 0, 1).astype(np.float32)
+    to_planes = OPPONENT if noisy.shape[2] == 3 else np.eye(1, dtype=np.float32)
+    planes, fit_planes = noisy @ to_planes.T, fit @ to_planes.T
 
-    opponent, fit_opponent = noisy @ OPPONENT.T, fit @ OPPONENT.T
-    first = per_channel(lambda c: bm3d.BM3DStages.HARD_THRESHOLDING)
-    second = per_channel(lambda c: np.float64(fit_opponent[:, :, c]))
-    whole = np.clip(bm3d.bm3d_rgb(noisy, sigma), 0, 1).astype(np.float32)
+    def per_plane(stage: Callable[[int], Any]) -> np.ndarray:
+        """BM3D on each plane of ``noisy``, with ``stage(c)``: plane c's stage or pilot."""
+        done = [
+            bm3d.bm3d(np.float64(planes[:, :, c]), sigma, stage_arg=stage(c))
+            for c in range(planes.shape[2])
+        ]
+        return np.clip(np.stack(done, axis=2) @ to_planes, 0, 1).astype(np.float32)
+
+    first = per_plane(lambda c: bm3d.BM3DStages.HARD_THRESHOLDING)
+    second = per_plane(lambda c: np.float64(fit_planes[:, :, c]))
+    whole = (
+        bm3d.bm3d_rgb(noisy, sigma)
+        if noisy.shape[2] == 3
+        else per_plane(lambda c: bm3d.BM3DStages.ALL_STAGES)
+    )
     return {
         "bm3d step 2 on fit": psnr(second, clean),
         "bm3d step 1": psnr(first, clean),
         "wiener on bm3d step 1": psnr(empirical_wiener(noisy, first, sigma), clean),
         "wiener on mean": psnr(empirical_wiener(noisy, (first + fit) / 2, sigma), clean),
-        "cbm3d": psnr(whole, clean),
+        "cbm3d": psnr(np.clip(whole, 0, 1).astype(np.float32), clean),
     }
 
 
