@@ -299,9 +299,9 @@ def test_frontier_benchmark_marks_the_levers_that_pay(photo, tmp_path):
         assert again_filtered["wiener"] == pytest.approx(row["psnr"], abs=1e-4)  # as the run did
         assert {"twice", "radius 19", "fit 20 %"} <= again_filtered.keys()
         # BM3D's own second step on the same pilot lands near this filter (a colour transform
-        # gone wrong would not), and BM3D's first estimate is a better pilot than 8 steps' fit
+        # gone wrong would not), and CBM3D's first estimate is a better pilot than 8 steps' fit
         assert abs(again_filtered["bm3d step 2 on fit"] - again_filtered["wiener"]) < 1.5
-        assert again_filtered["wiener on bm3d step 1"] > again_filtered["wiener"]
+        assert again_filtered["wiener on cbm3d step 1"] > again_filtered["wiener"]
     again = tmp_path / "again.json"
     run_script(
         str(BENCHMARKS / "frontier.py"),
