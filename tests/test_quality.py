@@ -205,8 +205,8 @@ def test_the_cosine_schedule_lowers_the_learning_rate_to_a_tenth(photo, fast):
         run(Job("denoise", {"image": noisy}, preset=replace(fast, lr_schedule="step"), steps=2))
     # a fit that may run past its cap lowers the rate over the cap, not over its ceiling
     seen.clear()
-    blurred = {"image": photo(32)}
-    job = Job("restore", blurred, {"degradation": "blur:gaussian:1"}, preset=preset, patience=10)
+    inputs = {"image": photo(32)}
+    job = Job("restore", inputs, {"degradation": "blur:gaussian:1"}, preset=preset, patience=10)
     report = run(replace(job, overrides={"steps": 20}), callbacks=[Watch()]).report
     assert report.stopping["ceiling"] == 60 and report.steps_run > 20
     assert seen[19] == pytest.approx(0.002) and set(seen[19:]) == {seen[19]}

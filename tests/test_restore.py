@@ -202,9 +202,10 @@ def test_default_restoration_runs_past_its_cap_while_improving_but_not_blind_or_
     # after 20 steps the held-back error still falls fast: the fit went on past the cap
     assert report["stopping"]["ceiling"] == 60 and report["stopping"]["ran_past_cap"]
     assert report["steps_run"] > 20
-    for level in ("fast", "paper"):
-        _, report = deepprior.restore(blurred, "blur:gaussian:1.5", **options, quality=level)
+    for given in ({"quality": "fast"}, {"quality": "paper"}, {"max_steps": 20}):
+        _, report = deepprior.restore(blurred, "blur:gaussian:1.5", **options, **given)
         assert "ceiling" not in report["stopping"] and report["steps_run"] <= 20
+        assert not report["quality"]["extend"]  # nor does the report say it may
     # blind (JPEG) restoration: held-back pixels share their block's artefacts, so its
     # held-back error cannot say the fit still gains, and it stops at its cap
     _, report = deepprior.restore(blurred, **options)

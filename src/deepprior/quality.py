@@ -70,8 +70,9 @@ class Quality:
         return 1.0 if fits == 1 and self.refine > 0 else self.refine
 
     def held_to_cap(self) -> Quality:
-        """This level with no fit running past its cap (for a task whose held-back error
-        cannot say that a longer fit gains)."""
+        """This level with no fit running past its cap: for a run that gives the steps or
+        the cap, stops by a rule other than validation, or whose task's held-back error
+        cannot say that a longer fit gains."""
         return replace(self, extend=False, contains=self.contains.replace(PAST_CAP, ""))
 
     def describe(self) -> dict[str, Any]:

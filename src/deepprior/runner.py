@@ -170,7 +170,7 @@ def run(
         ready(task.finish(problem, blank))
     if problem.reference is None and "reference" in job.inputs:
         problem.reference = _reference(load_picture(job.inputs["reference"]), problem)
-    quality = checked.quality if problem.may_run_past_cap else checked.quality.held_to_cap()
+    quality = checked.quality
     preset = _preset(task, job, problem, quality)
     seed = secrets.randbelow(2**31) if job.seed is None else int(job.seed)
     runs = job.runs if job.runs is not None else quality.runs
@@ -190,8 +190,10 @@ def run(
         estimate_from=problem.noisy,
         patience=patience,
         image_size=problem.out_size,
-        extend=quality.extend,
+        extend=quality.extend and problem.may_run_past_cap,
     )
+    if stopping is None or stopping.soft_cap is None:  # the report says only what runs
+        quality = quality.held_to_cap()
     if stopping is not None:
         stopping = replace(stopping, factor=quality.noise_factor, watch_only=watch_only)
     if save_every and save is not None:
