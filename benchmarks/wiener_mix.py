@@ -16,7 +16,8 @@ for non-commercial use: a measuring instrument here, not a dependency) in the op
 space, σ as the run estimates it: BM3D's own Wiener step guided by the fit (a channel at a
 time: the package takes no colour pilot); CBM3D's first (hard-thresholding) estimate; this
 filter and BM3D's Wiener step guided by it; this filter guided by the mean of it and the fit;
-and CBM3D whole.
+CBM3D whole; and this filter and BM3D's Wiener step guided by the clean image (an oracle: what
+each second step makes of a perfect pilot).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ PILOTS = (
     "bm3d step 2 on cbm3d step 1",
     "wiener on mean",
     "cbm3d",
+    "wiener on clean",
+    "bm3d step 2 on clean",
 )
 
 
@@ -116,6 +119,8 @@ def pilots(clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, sigma: float) 
         "bm3d step 2 on cbm3d step 1": psnr(second_step(first_planes.reshape(planes.shape)), clean),
         "wiener on mean": psnr(empirical_wiener(noisy, (first + fit) / 2, sigma), clean),
         "cbm3d": psnr(back(bm3d.bm3d(planes, sigma)), clean),
+        "wiener on clean": psnr(empirical_wiener(noisy, clean, sigma), clean),
+        "bm3d step 2 on clean": psnr(second_step(np.float64(clean @ to_planes.T)), clean),
     }
 
 

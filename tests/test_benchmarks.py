@@ -302,6 +302,7 @@ def test_frontier_benchmark_marks_the_levers_that_pay(photo, tmp_path):
         # gone wrong would not), and CBM3D's first estimate is a better pilot than 8 steps' fit
         assert abs(again_filtered["bm3d step 2 on fit"] - again_filtered["wiener"]) < 1.5
         assert again_filtered["wiener on cbm3d step 1"] > again_filtered["wiener"]
+        assert again_filtered["wiener on clean"] > again_filtered["wiener on cbm3d step 1"]
     again = tmp_path / "again.json"
     run_script(
         str(BENCHMARKS / "frontier.py"),
