@@ -104,15 +104,24 @@ def skimage_photo(name: str) -> np.ndarray:
     float32 in [0, 1], at most three channels: images outside ``../shared`` to check on."""
     from skimage import data
 
-    pixels = np.asarray(getattr(data, name)(), np.float32) / 255
+    loader = getattr(data, name, None)
+    if not callable(loader) or name.startswith("_"):
+        sys.exit(f"scikit-image has no bundled photograph {name!r}; try chelsea, rocket, coffee")
+    pixels = np.asarray(loader(), np.float32) / 255
     return (pixels if pixels.ndim == 3 else pixels[:, :, None])[:, :, :3]
 
 
 def jpeg_round_trip(pixels: np.ndarray, quality: int) -> np.ndarray:
-    """The image saved as a JPEG of this quality by Pillow and read back, in [0, 1]."""
+    """The image (H×W×1 or H×W×3 in [0, 1]) saved as a JPEG of this quality by Pillow and
+    read back, in its own shape."""
     buffer = io.BytesIO()
-    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"), np.float32) / 255
+    eight_bit = np.round(pixels * 255).astype(np.uint8)
+    Image.fromarray(eight_bit.squeeze(2) if pixels.shape[2] == 1 else eight_bit).save(
+        buffer, "JPEG", quality=quality
+    )
+    mode = "L" if pixels.shape[2] == 1 else "RGB"
+    read = np.asarray(Image.open(buffer).convert(mode), np.float32) / 255
+    return read.reshape(pixels.shape)
 
 
 def steps_value(text: str) -> int | str:

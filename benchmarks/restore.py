@@ -5,7 +5,7 @@
     python benchmarks/restore.py demosaic ../shared/data/CBM3D --crop 96 \\
         --images house kodim03 peppers --pattern rggb
     python benchmarks/restore.py jpeg ../shared/data/CBM3D --crop 128 --jpeg 10 \\
-        --images house kodim03 --skimage chelsea coffee --quality default
+        --images house kodim03 --skimage chelsea coffee
 
 deblur: the crop blurred by deepprior's Gaussian operator (σ = ``--blur`` px, edge-padded) plus
 Gaussian noise (``--noise`` in 8-bit levels, clipped), restored with ``--degradation
@@ -19,7 +19,8 @@ PSNR (RGB, data range 1) and SSIM with a border of ``--shave`` pixels removed fr
 method's result, so that no method is judged on how it guesses past the frame.
 ``--skimage NAME ...`` adds scikit-image's bundled photographs (images outside ``../shared``);
 ``--quality`` picks the level (``paper``, the default here: the authors' settings as they are,
-a hard cap; ``default``: the same, past the cap while the fit still clearly improves).
+a hard cap; ``default``: the same, past the cap while the fit still clearly improves, except
+blind JPEG restoration, which keeps its cap at every level).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from deepprior.degradations import apply
 from deepprior.io import Picture, read_image
 from deepprior.metrics import psnr, ssim
 from deepprior.operators import Bayer, Blur, gaussian_kernel
+from deepprior.quality import LEVELS
 
 
 def deblur_baselines(blurred: np.ndarray, kernel: np.ndarray, clean: np.ndarray, shave: int):
@@ -106,7 +108,7 @@ def main() -> None:
     parser.add_argument("--pattern", default="rggb", help="demosaic: the Bayer pattern")
     parser.add_argument("--jpeg", type=int, default=10, help="jpeg: Pillow's quality, 1-95")
     parser.add_argument("--skimage", nargs="*", default=[], help="scikit-image photographs")
-    parser.add_argument("--quality", default="paper", help="the level (deepprior --quality)")
+    parser.add_argument("--quality", default="paper", choices=LEVELS, help="deepprior's level")
     parser.add_argument("--max-steps", type=int, default=None, help="cap of --steps auto")
     parser.add_argument("--shave", type=int, default=None, help="border left out of scores")
     parser.add_argument("--seed", type=int, default=0)

@@ -196,12 +196,20 @@ def test_restore_benchmark_compares_with_classical_methods(photo, tmp_path):
         assert set(entry["methods"]) == methods
     # JPEG restoration of a scikit-image photograph, without a folder, at a given level
     out = tmp_path / "jpeg.json"
-    argv = ("jpeg", "--skimage", "coffee", "--crop", "32", "--jpeg", "10", "--quality", "fast")
+    argv = ("jpeg", "--skimage", "coffee", "camera", "--crop", "32", "--quality", "fast")
     run_script(str(BENCHMARKS / "restore.py"), *argv, "--max-steps", "3", "--json", str(out))
     saved = json.loads(out.read_text())
-    (entry,) = saved["results"]
-    assert entry["image"] == "skimage:coffee" and set(entry["methods"]) == {"JPEG 10", "deepprior"}
-    assert saved["settings"]["quality"] == "fast" and entry["steps_run"] == 3
+    colour, gray = saved["results"]  # a gray photograph goes through JPEG as gray
+    assert colour["image"] == "skimage:coffee" and gray["image"] == "skimage:camera"
+    assert set(colour["methods"]) == {"JPEG 10", "deepprior"}
+    assert saved["settings"]["quality"] == "fast" and colour["steps_run"] == 3
+    # a photograph scikit-image does not have: one line saying so, no traceback
+    wrong = ("jpeg", "--skimage", "nosuch", "--crop", "32")
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "restore.py"), *wrong], capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "no bundled photograph 'nosuch'" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_flash_benchmark_reports_the_guard(photo, tmp_path):
