@@ -1,4 +1,4 @@
-"""What the Wiener filter adds after a fit, alone and mixed with it, from saved fits.
+"""What the second pass adds after a fit, alone and mixed with it, from saved fits.
 
     python benchmarks/frontier.py denoise ../shared/data/CBM3D --crop 128 --images kodim01 \\
         --levers "quality best" --save-images fits/
@@ -6,11 +6,14 @@
 
 Each ``.npz`` that ``frontier.py --save-images`` wrote holds the clean crop, the noisy one and
 the fit (the runs' average before any filter). For each, this prints the PSNR of the fit, of
-its empirical Wiener filter (σ estimated from the noisy crop, as a run does) and of the even
-mix of the two (what ``--quality best`` returns), then the means. ``--variants`` adds the
-filter's settings measured against the shipped ones: guided by its own output a second time,
-a wider search (±19 pixels, BM3D's), groups of 16 blocks, reference blocks every 2 pixels,
-σ read 5 % high or low, and 20 % of the fit mixed into the filter's output. ``--pilots``
+BM3D's first (hard-thresholding) step on the noisy crop, of the empirical Wiener filter guided
+by the fit alone (the second pass until session 23), of the second pass as a run makes it
+(the filter guided by the mean of the fit and the first step; σ estimated from the noisy crop,
+as a run does) and of the even mix of that and the fit (what ``--quality best`` returns), then
+the means. ``--variants`` adds the second pass's settings measured against the shipped ones:
+the filter guided by its own output a second time, a wider search (±19 pixels, BM3D's),
+groups of 16 blocks, reference blocks every 2 pixels, σ read 5 % high or low, and 20 % of the
+fit mixed into the output. ``--pilots``
 asks whether a gap to BM3D lies in the filter or in its pilot, with the ``bm3d`` package (free
 for non-commercial use: a measuring instrument here, not a dependency) in the opponent colour
 space, σ as the run estimates it: BM3D's own Wiener step guided by the fit (a channel at a
@@ -38,9 +41,9 @@ from common import print_header, print_table, provenance, save_json
 from deepprior import wiener
 from deepprior.metrics import psnr
 from deepprior.stopping import estimate_noise_sigma
-from deepprior.wiener import OPPONENT, empirical_wiener
+from deepprior.wiener import OPPONENT, empirical_wiener, hard_threshold, refine_fit
 
-COLUMNS = ("fit", "wiener", "mix")
+COLUMNS = ("fit", "first step", "wiener on fit", "wiener", "mix")
 # name -> the module constants of deepprior.wiener it changes, and σ's factor
 SETTINGS: dict[str, tuple[dict[str, int], float]] = {
     "radius 19": ({"RADIUS": 19}, 1.0),
@@ -78,12 +81,12 @@ def changed(constants: dict[str, int]) -> Iterator[None]:
 def variants(
     clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, filtered: np.ndarray, sigma: float
 ) -> dict[str, float]:
-    """The PSNR of each of :data:`VARIANTS` of the filter on one fit (``filtered``: the filter
-    as it ships, with ``sigma``)."""
+    """The PSNR of each of :data:`VARIANTS` of the second pass on one fit (``filtered``: the
+    pass as it ships, with ``sigma``)."""
     row = {"twice": psnr(empirical_wiener(noisy, filtered, sigma), clean)}
     for name, (constants, factor) in SETTINGS.items():
         with changed(constants):
-            row[name] = psnr(empirical_wiener(noisy, fit, sigma * factor), clean)
+            row[name] = psnr(refine_fit(noisy, fit, sigma * factor), clean)
     row["fit 20 %"] = psnr(0.2 * fit + 0.8 * filtered, clean)
     return row
 
@@ -127,16 +130,19 @@ def pilots(clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, sigma: float) 
 def measure(
     path: Path, with_variants: bool = False, with_pilots: bool = False
 ) -> dict[str, float | str]:
-    """The PSNR of the fit in ``path``, of its Wiener filter and of their even mix (and of
-    the filter's variants, and of the filter and BM3D on other pilots)."""
+    """The PSNR of the fit in ``path``, of the first step, of the Wiener filter guided by the
+    fit, of the second pass and of its even mix with the fit (and of the pass's variants, and
+    of the filter and BM3D on other pilots)."""
     saved = np.load(path)
     clean, noisy, fit = saved["clean"], saved["degraded"], saved["fit"]
     sigma = estimate_noise_sigma(noisy)
-    filtered = empirical_wiener(noisy, fit, sigma)
+    filtered = refine_fit(noisy, fit, sigma)
     mixed = (fit + filtered) / 2
     row: dict[str, float | str] = {
         "image": path.stem,
         "fit": psnr(fit, clean),
+        "first step": psnr(hard_threshold(noisy, sigma), clean),
+        "wiener on fit": psnr(empirical_wiener(noisy, fit, sigma), clean),
         "wiener": psnr(filtered, clean),
         "mix": psnr(mixed, clean),
     }

@@ -1,4 +1,5 @@
-"""The empirical Wiener filter that ends denoising, alone and in a run."""
+"""BM3D's two steps that end denoising (the hard-thresholding step and the empirical Wiener
+filter guided by the fit), alone and in a run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import deepprior
 from deepprior import wiener
 from deepprior.metrics import psnr
 from deepprior.synthetic import add_noise
-from deepprior.wiener import OPPONENT, dct_basis, dct_matrix, empirical_wiener
+from deepprior.wiener import (
+    OPPONENT,
+    dct_basis,
+    dct_matrix,
+    empirical_wiener,
+    haar_matrix,
+    hard_threshold,
+    refine_fit,
+)
 
 SIGMA = 25 / 255
 
@@ -24,19 +33,29 @@ def test_the_transforms_and_the_colour_map_are_orthonormal():
     group = dct_matrix(32).numpy()
     np.testing.assert_allclose(group @ group.T, np.eye(32), atol=1e-5)
     np.testing.assert_allclose(OPPONENT @ OPPONENT.T, np.eye(3), atol=1e-6)
+    for size in (1, 2, 16, 32):
+        haar = haar_matrix(size).numpy()
+        np.testing.assert_allclose(haar @ haar.T, np.eye(size), atol=1e-6)
+        np.testing.assert_allclose(haar[0], np.full(size, size**-0.5), atol=1e-6)  # the mean
+    with pytest.raises(ValueError, match="power of two"):
+        haar_matrix(24)
 
 
 def test_a_block_is_grouped_with_its_copies():
     rng = np.random.default_rng(0)
     tile = rng.random((8, 8)).astype(np.float32)
     image = torch.from_numpy(np.tile(tile, (5, 5)))  # 40×40: the tile every 8 pixels
-    groups = wiener._Groups(image, 8)
-    starts = groups.match(torch.tensor([0]))  # the references of the first row
-    first = starts[0]  # the groups of the reference at (0, 0)
+    groups = wiener._Groups(image, 8, wiener.GROUP, wiener.THRESHOLD)
+    starts, sizes = groups.match(torch.tensor([0]))  # the references of the first row
+    first = starts[0]  # the candidates of the reference at (0, 0)
     found = [(int(s) // groups.cols, int(s) % groups.cols) for s in first]
     # Its 9 exact copies within 16 pixels come first, itself included, then other blocks.
     assert set(found[:9]) == {(r, c) for r in (0, 8, 16) for c in (0, 8, 16)}
     assert len(set(found)) == groups.size == 32
+    # Only the copies are close enough to join its group: 8 of them, a power of two.
+    assert int(sizes[0]) == 8
+    flat = wiener._Groups(torch.full((40, 40), 0.5), 8, wiener.GROUP, wiener.THRESHOLD)
+    assert set(flat.match(torch.tensor([0]))[1].tolist()) == {32}  # a flat image: full groups
 
 
 @pytest.mark.parametrize("shape", [(8, 40, 3), (12, 12, 1)])
@@ -62,23 +81,38 @@ def test_a_blurred_pilot_is_sharpened_and_a_perfect_one_removes_most_noise(photo
     assert psnr(oracle, clean) > psnr(noisy, clean) + 8
 
 
+@pytest.mark.parametrize("gray", [False, True])
+def test_the_first_step_denoises_alone_and_lifts_a_blurred_fit(photo, gray):
+    clean = photo(64, gray=gray)
+    clean = clean[:, :, None] if clean.ndim == 2 else clean
+    noisy = add_noise(clean, 25, seed=0)
+    first = hard_threshold(noisy, SIGMA)
+    assert first.shape == noisy.shape and first.dtype == np.float32
+    assert psnr(first, clean) > psnr(noisy, clean) + 5
+    blurred = gaussian(noisy, sigma=1.5, channel_axis=-1).astype(np.float32)
+    guided_by_fit = empirical_wiener(noisy, blurred, SIGMA)
+    assert psnr(refine_fit(noisy, blurred, SIGMA), clean) > psnr(guided_by_fit, clean) + 0.2
+
+
 def test_bands_of_rows_give_the_same_image_as_one_pass(photo, monkeypatch):
     clean = photo(48)
     noisy = add_noise(clean, 25, seed=1)
-    whole = empirical_wiener(noisy, clean, SIGMA)
-    monkeypatch.setattr(wiener, "GROUP_BAND_ROWS", 2)
-    monkeypatch.setattr(wiener, "BLOCK_BAND_ROWS", 5)
+    whole, first = empirical_wiener(noisy, clean, SIGMA), hard_threshold(noisy, SIGMA)
+    monkeypatch.setattr(wiener, "BAND_ROWS", 2)
     np.testing.assert_allclose(empirical_wiener(noisy, clean, SIGMA), whole, atol=1e-5)
+    np.testing.assert_allclose(hard_threshold(noisy, SIGMA), first, atol=1e-5)
 
 
 def test_bad_arguments_are_refused(photo):
     image = photo(32)
-    with pytest.raises(ValueError, match="must both be"):
+    with pytest.raises(ValueError, match="must have one shape"):
         empirical_wiener(image, image[:16], SIGMA)
+    with pytest.raises(ValueError, match="must be H×W×C"):
+        hard_threshold(image[:, :, 0], SIGMA)
     with pytest.raises(ValueError, match="smaller than"):
         empirical_wiener(image[:6, :6], image[:6, :6], SIGMA)
     with pytest.raises(ValueError, match="sigma must be positive"):
-        empirical_wiener(image, image, 0.0)
+        hard_threshold(image, 0.0)
 
 
 def test_a_denoising_run_ends_with_the_filter_unless_told_not_to(photo, fast):
@@ -89,6 +123,7 @@ def test_a_denoising_run_ends_with_the_filter_unless_told_not_to(photo, fast):
     refine = report["refine"]
     assert refine["wiener"] is True and refine["sigma_source"] == "estimated"
     assert refine["block"] == wiener.PATCH and refine["group"] == wiener.GROUP
+    assert "first (hard-thresholding) step" in refine["pilot"]
     assert abs(refine["sigma_255"] - 25) < 5
     assert report["metrics"]["psnr"] > refine["psnr_before"] + 0.3
     plain, report = deepprior.denoise(noisy, wiener=False, **options)

@@ -391,8 +391,8 @@ def _execute(
 @click.option(
     "--wiener/--no-wiener",
     default=None,
-    help="End with an empirical Wiener filter guided by the fit (8×8 blocks, alone and in "
-    "groups of similar ones, at the noise level of the stopping rule); default: on at "
+    help="End with an empirical Wiener filter of groups of similar 8×8 blocks guided by the "
+    "fit and BM3D's first step, at the noise level of the stopping rule; default: on at "
     "--quality fast and default, mixed half and half with the fit at best, off at paper.",
 )
 @fit_options

@@ -135,7 +135,7 @@ def _levels(
     task's classical second pass and best with an even mix of its average and that pass (see
     QUALITIES); with ``extend``, default's and best's fits go past their cap while their
     held-back error still falls clearly (see deepprior.stopping.MIN_GAIN)."""
-    then = ", then an empirical Wiener filter" if refine else ""
+    then = ", then an empirical Wiener filter guided by it and BM3D's first step" if refine else ""
     past = PAST_CAP if extend else ""
     early = f", stopping at {fast_noise_factor:g}·σ²" if fast_noise_factor != 1.0 else ""
     fast = f"32 channels, at most {fast_cap} steps (more on images over 256²){early}{then}"
@@ -178,8 +178,9 @@ def _levels(
 # 64² and 128² crops (CBM3D, Set5, Heide-11) and scikit-image photographs (README, "Quality
 # against time"): 32 channels fit as well as 128 at a third of the cost per step at 128², so
 # every level but paper uses them; only denoising's best was measured, at 8 runs. Denoising's
-# fast and default end with an empirical Wiener filter guided by the fit (deepprior.wiener),
-# which lifts one fit by 0.6-1 dB. After best's eight fits the filter's output alone did not
+# fast and default end with an empirical Wiener filter guided by the mean of the fit and BM3D's
+# first step (deepprior.wiener), which lifts one fit by 0.8-1.1 dB (0.6-0.8 guided by the fit
+# alone, until session 23). After best's eight fits the filter's output alone did not
 # pay on the nine 128² CBM3D crops (30.30 against 30.32 dB; -0.27 on baboon, +0.24 on
 # kodim01: its own ceiling is near the ensemble's), while an even mix of the two gave 30.40.
 QUALITIES: dict[str, dict[str, Quality]] = {

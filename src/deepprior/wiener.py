@@ -1,26 +1,32 @@
-"""An empirical Wiener filter: a classical second pass that sharpens a denoised estimate.
+"""The classical second pass that ends denoising: BM3D's two steps (Dabov et al. 2007), the
+second guided by the fit.
 
-The fit's result (the *pilot*) says how much of the image each transform coefficient holds;
-the filter keeps that share of the noisy image's coefficient, ``pilot² / (pilot² + σ²)``, and
-averages the filtered blocks back with the weights of BM3D's second step (Dabov et al.
-2007): 1 / (σ² Σ gain²). It does so twice and returns the mean of the two:
+Both steps filter *groups*: for every 8×8 reference block on a grid of step 3, the blocks most
+like it within 16 pixels, as many as lie within a distance threshold, up to a power of two
+(the reference always in), stacked and transformed in 3-D (each block's DCT, then a Haar
+transform across the group), shrunk, transformed back and averaged into the image with a
+Kaiser window and a weight per group that favours the groups the shrinking left least noise in.
 
-- *grouped*: for every 8×8 block on a grid of step 3, the 32 blocks most like it within 16
-  pixels (by the pilot's luminance) are filtered together in a 3-D transform (each block's
-  DCT, then a DCT across the group), weighted by a Kaiser window: BM3D's second step itself,
-  guided by the fit;
-- *block by block*: every overlapping 8×8 block's DCT alone.
+- :func:`hard_threshold` (step 1): groups of up to 16 blocks matched on the noisy image's
+  luminance; coefficients under 2.7σ are zeroed; weight 1 / (σ² · coefficients kept).
+- :func:`empirical_wiener` (step 2): groups of up to 32 blocks matched on a *pilot* (an
+  estimate of the clean image); each coefficient of the noisy group keeps the share
+  ``pilot² / (pilot² + σ²)`` the pilot's says is image; weight 1 / (σ² Σ gain²).
+- :func:`refine_fit`: step 2 guided by the mean of the fit and step 1. The two pilots err in
+  different places (the fit on fine texture it had not drawn when it stopped, step 1 on edges
+  and flat areas it leaves ringing), so their mean guides the filter better than either:
+  +0.2 dB over the filter guided by the fit alone after the default's fits of 17 crops of 128²
+  (README, session 24).
 
-Grouping gains most where the pilot is good (0.1-0.2 dB over blocks alone after a stopped
-fit on 64² to 128² crops); blocks alone did better after a 10-minute fit of a 1024×768
-photograph (a pilot far from converged); their mean was within 0.2 dB of the better of the
-two on every set measured (README, "Quality levels"). Colour images are filtered in an
-orthonormal opponent colour space, where white noise stays white with the same σ. It needs
-only σ, which the noise-level rule has already estimated; rows are filtered in bands, so
-memory stays bounded on large images.
+Colour images are filtered in an orthonormal opponent colour space, where white noise stays
+white with the same σ; blocks are matched on its first plane (luminance). Only σ is needed,
+which the noise-level rule has already estimated; reference rows are taken in bands, so memory
+stays bounded on large images.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -29,12 +35,19 @@ from torch.nn import functional
 PATCH = 8
 STEP = 3  # reference blocks start every STEP pixels (and at the last row and column)
 RADIUS = 16  # matches are searched within ±RADIUS pixels of the reference block
-GROUP = 32  # blocks per group, the reference included
+GROUP = 32  # step 2's largest group, the reference included
+GROUP_HARD = 16  # step 1's
+# A block joins a group if its mean squared difference from the reference, in 8-bit levels
+# squared per pixel, is under this: BM3D's 3000 for step 1 (noisy blocks); 1500 for step 2
+# (between BM3D's 400 and 3000, which all measured within 0.02 dB of each other).
+THRESHOLD_HARD = 3000.0
+THRESHOLD = 1500.0
+HARD_LAMBDA = 2.7  # step 1 zeroes coefficients under this many σ
 KAISER_BETA = 2.0
-GROUP_BAND_ROWS = 16  # rows of reference blocks grouped at a time: bounds memory
-BLOCK_BAND_ROWS = 128  # rows of blocks filtered alone at a time: bounds memory
-# A block or group the pilot says is flat keeps nothing but weighs most; this floor on its
-# Σ gain² keeps an exactly flat one (a gray image's colour channels) finite.
+BAND_ROWS = 16  # rows of reference blocks filtered at a time: bounds memory
+# A group the pilot says is flat keeps nothing but weighs most; this floor on its Σ gain² (or
+# its count of kept coefficients) keeps an exactly flat one (a gray image's colour channels)
+# finite.
 WEIGHT_FLOOR = 1e-6
 # Rows: luminance and two colour differences, each of unit length (so the map is orthonormal).
 OPPONENT = np.array(
@@ -45,6 +58,9 @@ OPPONENT = np.array(
     ],
     np.float32,
 )
+
+# (noisy spectra, pilot spectra or None, σ) -> (shrunk spectra, each group's weight (C, R))
+Shrink = Callable[[torch.Tensor, torch.Tensor | None, float], tuple[torch.Tensor, torch.Tensor]]
 
 
 def dct_matrix(size: int) -> torch.Tensor:
@@ -63,6 +79,20 @@ def dct_basis(size: int) -> torch.Tensor:
     return torch.kron(d, d)
 
 
+def haar_matrix(size: int) -> torch.Tensor:
+    """The orthonormal Haar transform of ``size`` (a power of two) values as a matrix: the
+    mean first, then differences from the coarsest to the finest."""
+    if size < 1 or size & (size - 1):
+        raise ValueError(f"the Haar transform needs a power of two, got {size}")
+    matrix = torch.ones(1, 1)
+    while matrix.shape[0] < size:
+        half = matrix.shape[0]
+        coarse = torch.kron(matrix, torch.tensor([[1.0, 1.0]]))
+        fine = torch.kron(torch.eye(half), torch.tensor([[1.0, -1.0]]))
+        matrix = torch.cat([coarse, fine])
+    return matrix / matrix.norm(dim=1, keepdim=True)
+
+
 def _grid(count: int, step: int) -> torch.Tensor:
     """Every ``step``-th position of ``count``, and the last one."""
     positions = list(range(0, count, step))
@@ -73,18 +103,19 @@ def _grid(count: int, step: int) -> torch.Tensor:
 
 class _Groups:
     """The block positions, transforms and window of one image's filtering, its blocks matched
-    by ``luminance`` (H, W)."""
+    by ``luminance`` (H, W) into groups of at most ``largest`` blocks no further than
+    ``threshold`` (mean squared difference per pixel, 8-bit levels squared) from the reference."""
 
-    def __init__(self, luminance: torch.Tensor, patch: int) -> None:
+    def __init__(self, luminance: torch.Tensor, patch: int, largest: int, threshold: float):
         self.patch = patch
         self.luminance = luminance
         self.padded = functional.pad(luminance[None, None], (RADIUS,) * 4, mode="replicate")[0, 0]
         height, self.width = luminance.shape
         self.rows, self.cols = height - patch + 1, self.width - patch + 1  # block start positions
         reach = RADIUS + 1
-        self.size = min(GROUP, min(self.rows, reach) * min(self.cols, reach))
+        self.size = min(largest, min(self.rows, reach) * min(self.cols, reach))
+        self.max_distance = threshold * patch * patch / 255.0**2  # summed over a block, [0, 1]
         self.block_dct = dct_basis(patch)
-        self.group_dct = dct_matrix(self.size)
         window = np.kaiser(patch, KAISER_BETA)
         self.window = torch.from_numpy(np.outer(window, window).astype(np.float32).reshape(-1))
         offsets = torch.arange(-RADIUS, RADIUS + 1)
@@ -92,15 +123,16 @@ class _Groups:
         self.offset_cols = offsets.repeat(len(offsets))
         self.ref_cols = _grid(self.cols, STEP)
 
-    def match(self, ref_rows: torch.Tensor) -> torch.Tensor:
-        """For the references at ``ref_rows`` × every reference column, the start (flat
-        index into the block positions) of the ``size`` blocks closest to each, (R, size)."""
+    def match(self, ref_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For the references at ``ref_rows`` × every reference column, the start (flat index
+        into the block positions) of the ``size`` blocks closest to each, itself first and then
+        the nearest, and how many of them make its group; (R, size) and (R,)."""
         refs_y, refs_x = torch.meshgrid(ref_rows, self.ref_cols, indexing="ij")
         refs_y, refs_x = refs_y.reshape(-1), refs_x.reshape(-1)
         top, bottom = int(ref_rows[0]), int(ref_rows[-1]) + self.patch  # the rows the refs cover
         here = self.luminance[top:bottom]
         starts = ref_rows - top  # the references' rows in ``here``
-        # Each reference's index into the (reference rows × block columns) means.
+        # Each reference's index into the (reference rows × block columns) sums.
         ref_index = (
             torch.arange(len(ref_rows))[:, None] * self.cols + self.ref_cols[None]
         ).reshape(-1)
@@ -126,28 +158,22 @@ class _Groups:
         match_x = refs_x[None] + self.offset_cols[:, None]
         outside = (match_y < 0) | (match_y >= self.rows) | (match_x < 0) | (match_x >= self.cols)
         distance[outside] = float("inf")
-        nearest = distance.topk(self.size, dim=0, largest=False).indices
-        return (match_y.gather(0, nearest) * self.cols + match_x.gather(0, nearest)).T
+        distance[len(distance) // 2] = -1.0  # the reference itself (offset 0, 0) comes first
+        nearest_distance, nearest = distance.topk(self.size, dim=0, largest=False)
+        close = (nearest_distance <= self.max_distance).sum(0).clamp_min(1)
+        sizes = 2 ** torch.floor(torch.log2(close.float())).long()  # a power of two, for Haar
+        flat = match_y.gather(0, nearest) * self.cols + match_x.gather(0, nearest)
+        return flat.T, sizes
 
     def transform(self, blocks: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-        """The 3-D transform of groups (C, R, size, patch²): each block's 2-D DCT, then a DCT
-        across the group (or the inverse of both)."""
-        block, group = self.block_dct, self.group_dct
+        """The 3-D transform of groups (C, R, size, patch²): each block's 2-D DCT, then a Haar
+        transform across the group (or the inverse of both)."""
+        block, group = self.block_dct, haar_matrix(blocks.shape[2])
         if inverse:
             block, group = block.T, group.T
         channels, refs, size, pixels = blocks.shape
         spectra = blocks.reshape(-1, pixels) @ block.T
         return (group @ spectra.reshape(channels * refs, size, pixels)).reshape(blocks.shape)
-
-    def filter(
-        self, noisy_blocks: torch.Tensor, pilot_blocks: torch.Tensor, variance: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Wiener-filter groups (C, R, size, patch²) of noisy blocks guided by the
-        pilot's; returns the filtered blocks and each group's aggregation weight, (C, R)."""
-        energy = self.transform(pilot_blocks).square()
-        gain = energy / (energy + variance)
-        weight = 1.0 / (variance * gain.square().sum((2, 3)).clamp_min(WEIGHT_FLOOR))
-        return self.transform(gain * self.transform(noisy_blocks), inverse=True), weight
 
     def pixels(self, starts: torch.Tensor) -> torch.Tensor:
         """The flat pixel index of every pixel of the blocks starting at ``starts`` (flat block
@@ -159,71 +185,103 @@ class _Groups:
         return flat.reshape(*starts.shape, self.patch * self.patch)
 
 
-def empirical_wiener(
-    noisy: np.ndarray, pilot: np.ndarray, sigma: float, patch: int = PATCH
-) -> np.ndarray:
-    """Filter ``noisy`` (H×W×C in [0, 1], white noise of std ``sigma``) guided by ``pilot``, an
-    estimate of the clean image of the same shape; returns the filtered image (float32)."""
-    if noisy.shape != pilot.shape or noisy.ndim != 3:
-        raise ValueError(f"noisy {noisy.shape} and pilot {pilot.shape} must both be H×W×C")
-    height, width, channels = noisy.shape
+def _wiener_gains(
+    noisy: torch.Tensor, pilot: torch.Tensor | None, sigma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 2's shrinking: the share of each coefficient the pilot's says is image."""
+    assert pilot is not None
+    variance = sigma**2
+    energy = pilot.square()
+    gain = energy / (energy + variance)
+    weight = 1.0 / (variance * gain.square().sum((2, 3)).clamp_min(WEIGHT_FLOOR))
+    return gain * noisy, weight
+
+
+def _hard_threshold(
+    noisy: torch.Tensor, pilot: torch.Tensor | None, sigma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 1's shrinking: coefficients under HARD_LAMBDA·σ zeroed."""
+    keep = noisy.abs() > HARD_LAMBDA * sigma
+    kept = keep.sum((2, 3)).float().clamp_min(WEIGHT_FLOOR)
+    return noisy * keep, 1.0 / (sigma**2 * kept)
+
+
+def _collaborate(
+    noisy: torch.Tensor, pilot: torch.Tensor | None, groups: _Groups, sigma: float, shrink: Shrink
+) -> torch.Tensor:
+    """Filter the planes of ``noisy`` (C, H, W) in ``groups``, each group's 3-D spectrum
+    shrunk by ``shrink`` (given ``pilot``'s, when there is a pilot); (C, H, W)."""
+    channels, height, width = noisy.shape
+    noisy_flat = noisy.reshape(channels, -1)
+    pilot_flat = None if pilot is None else pilot.reshape(channels, -1)
+    numerator = torch.zeros(channels, height * width)
+    denominator = torch.zeros(channels, height * width)
+    for band in torch.split(_grid(groups.rows, STEP), BAND_ROWS):
+        starts, sizes = groups.match(band)
+        for size in sizes.unique().tolist():
+            where = groups.pixels(starts[sizes == size, :size])  # (R, size, patch²)
+            spectra = groups.transform(noisy_flat[:, where])
+            guide = None if pilot_flat is None else groups.transform(pilot_flat[:, where])
+            shrunk, weight = shrink(spectra, guide, sigma)
+            filtered = groups.transform(shrunk, inverse=True)
+            scale = groups.window * weight[:, :, None, None]
+            where = where.reshape(-1)
+            numerator.index_add_(1, where, (filtered * scale).reshape(channels, -1))
+            denominator.index_add_(1, where, scale.expand_as(filtered).reshape(channels, -1))
+    return (numerator / denominator).reshape(channels, height, width)
+
+
+def _check(noisy: np.ndarray, sigma: float, patch: int) -> None:
+    if noisy.ndim != 3:
+        raise ValueError(f"the image must be H×W×C, got shape {noisy.shape}")
+    height, width = noisy.shape[:2]
     if min(height, width) < patch:
         raise ValueError(f"the image is {width}×{height}, smaller than a {patch}-pixel block")
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
-    colour = channels == 3
-    y, p = noisy.astype(np.float32), pilot.astype(np.float32)
-    if colour:
-        y, p = y @ OPPONENT.T, p @ OPPONENT.T
-    y_t = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1)))
-    p_t = torch.from_numpy(np.ascontiguousarray(p.transpose(2, 0, 1)))
+
+
+def _to_planes(image: np.ndarray) -> torch.Tensor:
+    """H×W×C in [0, 1] -> (C, H, W), colour in the opponent space."""
+    planes = image.astype(np.float32)
+    if planes.shape[2] == 3:
+        planes = planes @ OPPONENT.T
+    return torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1)))
+
+
+def _to_image(planes: torch.Tensor) -> np.ndarray:
+    """(C, H, W) -> H×W×C clipped to [0, 1], colour back from the opponent space."""
+    image = planes.numpy().transpose(1, 2, 0)
+    if image.shape[2] == 3:
+        image = image @ OPPONENT  # the inverse of an orthonormal map is its transpose
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def hard_threshold(noisy: np.ndarray, sigma: float, patch: int = PATCH) -> np.ndarray:
+    """BM3D's first step on ``noisy`` (H×W×C in [0, 1], white noise of std ``sigma``): an
+    estimate of the clean image from the noisy one alone (float32)."""
+    _check(noisy, sigma, patch)
+    planes = _to_planes(noisy)
     with torch.no_grad():
-        filtered = (_grouped(y_t, p_t, sigma, patch) + _blockwise(y_t, p_t, sigma, patch)) / 2
-    result = filtered.numpy().transpose(1, 2, 0)
-    if colour:
-        result = result @ OPPONENT  # the inverse of an orthonormal map is its transpose
-    return np.clip(result, 0.0, 1.0).astype(np.float32)
+        groups = _Groups(planes[0], patch, GROUP_HARD, THRESHOLD_HARD)
+        return _to_image(_collaborate(planes, None, groups, float(sigma), _hard_threshold))
 
 
-def _grouped(y_t: torch.Tensor, p_t: torch.Tensor, sigma: float, patch: int) -> torch.Tensor:
-    """The filter on groups of similar blocks of ``y_t`` (C, H, W), grouped by ``p_t``'s
-    first channel; (C, H, W)."""
-    channels, height, width = y_t.shape
-    groups = _Groups(p_t[0], patch)
-    y_flat, p_flat = y_t.reshape(channels, -1), p_t.reshape(channels, -1)
-    variance = float(sigma) ** 2
-    numerator = torch.zeros(channels, height * width)
-    denominator = torch.zeros(channels, height * width)
-    ref_rows = _grid(groups.rows, STEP)
-    for band in torch.split(ref_rows, GROUP_BAND_ROWS):
-        starts = groups.match(band)  # (R, size)
-        where = groups.pixels(starts)  # (R, size, patch²)
-        filtered, weight = groups.filter(y_flat[:, where], p_flat[:, where], variance)
-        scale = groups.window * weight[:, :, None, None]
-        where = where.reshape(-1)
-        numerator.index_add_(1, where, (filtered * scale).reshape(channels, -1))
-        denominator.index_add_(1, where, scale.expand_as(filtered).reshape(channels, -1))
-    return (numerator / denominator).reshape(channels, height, width)
+def empirical_wiener(
+    noisy: np.ndarray, pilot: np.ndarray, sigma: float, patch: int = PATCH
+) -> np.ndarray:
+    """BM3D's second step: filter ``noisy`` (H×W×C in [0, 1], white noise of std ``sigma``)
+    guided by ``pilot``, an estimate of the clean image of the same shape (float32)."""
+    if noisy.shape != pilot.shape:
+        raise ValueError(f"noisy {noisy.shape} and pilot {pilot.shape} must have one shape")
+    _check(noisy, sigma, patch)
+    planes, guide = _to_planes(noisy), _to_planes(pilot)
+    with torch.no_grad():
+        groups = _Groups(guide[0], patch, GROUP, THRESHOLD)
+        return _to_image(_collaborate(planes, guide, groups, float(sigma), _wiener_gains))
 
 
-def _blockwise(y_t: torch.Tensor, p_t: torch.Tensor, sigma: float, patch: int) -> torch.Tensor:
-    """The filter on every overlapping block of ``y_t`` (C, H, W) alone, its 2-D DCT's gains
-    from ``p_t``'s; (C, H, W)."""
-    height = y_t.shape[1]
-    y_t, p_t = y_t[:, None], p_t[:, None]
-    basis = dct_basis(patch).reshape(patch * patch, 1, patch, patch)
-    ones = torch.ones(1, 1, patch, patch)
-    numerator = torch.zeros_like(y_t)
-    denominator = torch.zeros_like(y_t)
-    variance = float(sigma) ** 2
-    last_start = height - patch  # the last row at which a block starts
-    for start in range(0, last_start + 1, BLOCK_BAND_ROWS):
-        stop = min(start + BLOCK_BAND_ROWS, last_start + 1)  # blocks starting in [start, stop)
-        rows = slice(start, stop + patch - 1)
-        coefficients = functional.conv2d(y_t[:, :, rows], basis)
-        pilot_energy = functional.conv2d(p_t[:, :, rows], basis).square()
-        gain = pilot_energy / (pilot_energy + variance)
-        weight = 1.0 / (variance * gain.square().sum(1, keepdim=True).clamp_min(WEIGHT_FLOOR))
-        numerator[:, :, rows] += functional.conv_transpose2d(gain * coefficients * weight, basis)
-        denominator[:, :, rows] += functional.conv_transpose2d(weight, ones)
-    return (numerator / denominator)[:, 0]
+def refine_fit(noisy: np.ndarray, fit: np.ndarray, sigma: float) -> np.ndarray:
+    """The Wiener step guided by the mean of ``fit`` and the hard-thresholding step."""
+    pilot = (fit.astype(np.float32) + hard_threshold(noisy, sigma)) / 2
+    return empirical_wiener(noisy, pilot, sigma)

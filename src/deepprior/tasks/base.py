@@ -88,9 +88,9 @@ class Task:
         metrics: the task's own figures (against the reference, when there is one), from the
             finished pixels.
         refine: a classical second pass over the averaged fit, before ``finish`` (denoising:
-            an empirical Wiener filter): (problem, pixels, the quality level's share of the
-            pass in the result) -> (pixels, the report's section); the task's own option may
-            override the level.
+            an empirical Wiener filter guided by the fit and BM3D's first step): (problem,
+            pixels, the quality level's share of the pass in the result) -> (pixels, the
+            report's section); the task's own option may override the level.
         inputs: the input names the task reads besides ``image``.
         needs_image: False for a task that makes an image from nothing (activation
             maximisation).

@@ -1,5 +1,6 @@
-"""Blind denoising: the data term ‖x − x0‖²; the noise-level rule stops the fit; an empirical
-Wiener filter guided by the fit refines it (mixed with the fit at best; ``wiener`` chooses)."""
+"""Blind denoising: the data term ‖x − x0‖²; the noise-level rule stops the fit; BM3D's two
+classical steps, the second guided by the fit and the first, refine it (mixed with the fit at
+best; ``wiener`` chooses)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..metrics import psnr
 from ..operators import Identity
 from ..presets import DENOISE_PRESETS
 from ..stopping import MIN_SIGMA, noise_sigma
-from ..wiener import GROUP, PATCH, empirical_wiener
+from ..wiener import GROUP, PATCH, refine_fit
 from .base import Problem, Task, load_picture
 
 
@@ -50,10 +51,11 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
 
 
 def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarray, dict[str, Any]]:
-    """The empirical Wiener filter of the noisy image guided by the fit, at the noise level the
-    stopping rule uses (the given σ corrected for clipping, or the image's estimate), mixed
-    with the fit: ``share`` of the filter's output (the level's; ``wiener=True`` where the
-    level has none: all of it; ``wiener=False``: none)."""
+    """The empirical Wiener filter of the noisy image guided by the mean of the fit and BM3D's
+    first step (:func:`deepprior.wiener.refine_fit`), at the noise level the stopping rule uses
+    (the given σ corrected for clipping, or the image's estimate), mixed with the fit: ``share``
+    of the filter's output (the level's; ``wiener=True`` where the level has none: all of it;
+    ``wiener=False``: none)."""
     wiener = problem.options["wiener"]
     if wiener is not None:
         share = (share or 1.0) if wiener else 0.0
@@ -62,10 +64,11 @@ def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarr
     noisy = problem.picture.pixels
     sigma, source = noise_sigma(noisy, problem.sigma)
     section: dict[str, Any] = {"wiener": True, "share": share, "block": PATCH, "group": GROUP}
+    section["pilot"] = "the mean of the fit and BM3D's first (hard-thresholding) step"
     section["sigma_source"] = source
     if not np.isfinite(sigma) or sigma < MIN_SIGMA:
         return pixels, section | {"wiener": False, "skipped": "no noise measured in the image"}
-    filtered = empirical_wiener(noisy, pixels, sigma)
+    filtered = refine_fit(noisy, pixels, sigma)
     section["sigma_255"] = round(sigma * 255, 3)
     if problem.reference is not None:
         section["psnr_before"] = psnr(pixels, problem.reference)
