@@ -6,8 +6,9 @@
 
 Each ``.npz`` that ``frontier.py --save-images`` wrote holds the clean crop, the noisy one and
 the fit (the runs' average before any filter). For each, this prints the PSNR of the fit, of
-BM3D's first (hard-thresholding) step on the noisy crop, of the empirical Wiener filter guided
-by the fit alone (the second pass until session 23), of the second pass as a run makes it
+BM3D's first (hard-thresholding) step on the noisy crop and of the Wiener filter guided by it
+(both steps without the network), of the empirical Wiener filter guided by the fit alone (the
+second pass until session 23), of the second pass as a run makes it
 (the filter guided by the mean of the fit and the first step; σ estimated from the noisy crop,
 as a run does) and of the even mix of that and the fit (what ``--quality best`` returns), then
 the means. ``--variants`` adds the second pass's settings measured against the shipped ones:
@@ -43,7 +44,7 @@ from deepprior.metrics import psnr
 from deepprior.stopping import estimate_noise_sigma
 from deepprior.wiener import OPPONENT, empirical_wiener, hard_threshold, refine_fit
 
-COLUMNS = ("fit", "first step", "wiener on fit", "wiener", "mix")
+COLUMNS = ("fit", "first step", "wiener on first step", "wiener on fit", "wiener", "mix")
 # name -> the module constants of deepprior.wiener it changes, and σ's factor
 SETTINGS: dict[str, tuple[dict[str, int], float]] = {
     "radius 19": ({"RADIUS": 19}, 1.0),
@@ -137,11 +138,13 @@ def measure(
     clean, noisy, fit = saved["clean"], saved["degraded"], saved["fit"]
     sigma = estimate_noise_sigma(noisy)
     filtered = refine_fit(noisy, fit, sigma)
+    first = hard_threshold(noisy, sigma)
     mixed = (fit + filtered) / 2
     row: dict[str, float | str] = {
         "image": path.stem,
         "fit": psnr(fit, clean),
-        "first step": psnr(hard_threshold(noisy, sigma), clean),
+        "first step": psnr(first, clean),
+        "wiener on first step": psnr(empirical_wiener(noisy, first, sigma), clean),
         "wiener on fit": psnr(empirical_wiener(noisy, fit, sigma), clean),
         "wiener": psnr(filtered, clean),
         "mix": psnr(mixed, clean),

@@ -153,19 +153,14 @@ def test_a_given_sigma_sets_the_filter_and_the_cli_turns_it_off(tmp_path, photo,
     assert data["refine"] == {"wiener": False} and data["job"]["options"]["wiener"] is False
 
 
-def test_best_mixes_its_average_half_and_half_with_the_filter(photo):
+def test_best_ends_with_the_filter_of_its_averaged_fits(photo):
     noisy = add_noise(photo(32), 25, seed=0)
     options = {"steps": 4, "runs": 2, "ensemble": True, "seed": 0, "device": "cpu"}
     average, _ = deepprior.denoise(noisy, wiener=False, **options)
     filtered, _ = deepprior.denoise(noisy, **options)
-    mixed, report = deepprior.denoise(noisy, quality="best", **options)
-    assert report["refine"]["share"] == 0.5 and report["quality"]["refine"] == 0.5
-    np.testing.assert_allclose(mixed, (average + filtered) / 2, atol=1e-6)
-    assert np.abs(filtered - average).max() > 0.01
-    # One fit (--runs 1, or a time limit after best's first): the filter alone, as at default.
-    single = {**options, "runs": 1}
-    alone, report = deepprior.denoise(noisy, quality="best", **single)
-    assert report["refine"]["share"] == 1.0
-    np.testing.assert_allclose(alone, deepprior.denoise(noisy, **single)[0], atol=1e-6)
+    best, report = deepprior.denoise(noisy, quality="best", **options)
+    assert report["refine"]["share"] == 1.0 and report["quality"]["refine"] == 1.0
+    np.testing.assert_allclose(best, filtered, atol=1e-6)
+    assert np.abs(best - average).max() > 0.01
     _, report = deepprior.denoise(noisy, quality="paper", wiener=True, steps=4, seed=0)
     assert report["refine"]["share"] == 1.0

@@ -73,8 +73,8 @@ def denoise(
     ``steps="auto"`` (the default) stops by a rule (``stop``; see :mod:`deepprior.stopping`);
     ``runs`` averages that many independent fits; ``average`` sets the output's tail
     averaging (EMA decay; 0: off). ``wiener``: end with an empirical Wiener filter guided by
-    the fit and BM3D's first step (None: the quality level's choice: on at ``fast`` and
-    ``default``, mixed half and half with the fit at ``best``, off at ``paper``).
+    the fit and BM3D's first step (None: the quality level's choice: on at ``fast``,
+    ``default`` and ``best``, off at ``paper``).
     """
     options["task_options"] = {"sigma": sigma, "wiener": wiener}
     return run_arrays("denoise", image, reference=reference, **options)

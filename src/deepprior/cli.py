@@ -393,7 +393,7 @@ def _execute(
     default=None,
     help="End with an empirical Wiener filter of groups of similar 8×8 blocks guided by the "
     "fit and BM3D's first step, at the noise level of the stopping rule; default: on at "
-    "--quality fast and default, mixed half and half with the fit at best, off at paper.",
+    "--quality fast, default and best, off at paper.",
 )
 @fit_options
 def denoise(
@@ -991,8 +991,6 @@ def _summary(written: Path | None, report: dict[str, Any]) -> None:
         made = len(report.get("runs") or [])
         if 0 < made < quality["runs"]:  # the time limit or Ctrl-C came first
             done += f"; {made} of its {quality['runs']} fits made"
-            share = (report.get("refine") or {}).get("share")
-            done += f", the filter's share {share:g}" if share is not None else ""
         done += "]"
     state = "interrupted after" if report["interrupted"] else "finished:"
     line = f"{state} {done}" + (f", wrote {written}" if written else ", nothing written")

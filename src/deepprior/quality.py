@@ -61,14 +61,6 @@ class Quality:
             options[key] = tuple(max(1, round(c * self.width)) for c in channels)
         return replace(preset, net_options=options)
 
-    def refine_share(self, fits: int) -> float:
-        """The second pass's share after ``fits`` averaged fits: the level's, but all of it
-        after a single fit wherever the level refines at all (``--runs 1``, or a time limit
-        that ended ``best`` after its first fit). The even mix was chosen for eight averaged
-        fits; after one, the filter alone gave 30.60 dB against the mix's 30.45 on the
-        default's fits of 17 crops of 128² (README, session 22)."""
-        return 1.0 if fits == 1 and self.refine > 0 else self.refine
-
     def held_to_cap(self) -> Quality:
         """This level with no fit running past its cap: for a run that gives the steps or
         the cap, stops by a rule other than validation, or whose task's held-back error
@@ -131,16 +123,15 @@ def _levels(
 ) -> dict[str, Quality]:
     """The four levels of a task whose ``presets`` were measured; fast stops at ``fast_cap``
     steps (and, with a noise-level rule, at ``fast_noise_factor``·σ²); best averages
-    ``best_runs`` fits, one per orientation; with ``refine``, fast and default end with the
-    task's classical second pass and best with an even mix of its average and that pass (see
-    QUALITIES); with ``extend``, default's and best's fits go past their cap while their
-    held-back error still falls clearly (see deepprior.stopping.MIN_GAIN)."""
+    ``best_runs`` fits, one per orientation; with ``refine``, fast, default and best end with
+    the task's classical second pass (see QUALITIES); with ``extend``, default's and best's
+    fits go past their cap while their held-back error still falls clearly (see
+    deepprior.stopping.MIN_GAIN)."""
     then = ", then an empirical Wiener filter guided by it and BM3D's first step" if refine else ""
     past = PAST_CAP if extend else ""
     early = f", stopping at {fast_noise_factor:g}·σ²" if fast_noise_factor != 1.0 else ""
     fast = f"32 channels, at most {fast_cap} steps (more on images over 256²){early}{then}"
-    best = f"32 channels{past}, {best_runs} runs on {best_runs} orientations averaged"
-    best += ", then mixed half and half with its empirical Wiener filter" if refine else ""
+    best = f"32 channels{past}, {best_runs} runs on {best_runs} orientations averaged{then}"
     share = 1.0 if refine else 0.0
     return {
         "fast": Quality(
@@ -167,7 +158,7 @@ def _levels(
             extend=extend,
             runs=best_runs,
             ensemble=True,
-            refine=share / 2,
+            refine=share,
             applies_to=presets,
         ),
         "paper": PAPER,
@@ -180,9 +171,9 @@ def _levels(
 # every level but paper uses them; only denoising's best was measured, at 8 runs. Denoising's
 # fast and default end with an empirical Wiener filter guided by the mean of the fit and BM3D's
 # first step (deepprior.wiener), which lifts one fit by 0.8-1.1 dB (0.6-0.8 guided by the fit
-# alone, until session 23). After best's eight fits the filter's output alone did not
-# pay on the nine 128² CBM3D crops (30.30 against 30.32 dB; -0.27 on baboon, +0.24 on
-# kodim01: its own ceiling is near the ensemble's), while an even mix of the two gave 30.40.
+# alone, until session 23); so does best, after its fits are averaged: the pass alone beat an
+# even mix of it and the average (README, session 24), which paid while the pass was guided by
+# the fit alone (30.40 against 30.32 dB on the nine 128² CBM3D crops, session 17).
 QUALITIES: dict[str, dict[str, Quality]] = {
     "denoise": _levels(
         ("authors", "paper"), best_runs=8, refine=True, fast_noise_factor=FAST_NOISE_FACTOR

@@ -219,8 +219,7 @@ def run(
     image = np.mean([f.image for f in finished], axis=0).astype(np.float32)
     refined, refine_section = image, None
     if task.refine is not None and any(f.result.steps_run for f in fits):
-        share = quality.refine_share(len(finished))
-        refined, refine_section = task.refine(problem, image, share)
+        refined, refine_section = task.refine(problem, image, quality.refine)
     picture = task.finish(problem, refined)
     last = fits[-1]
     report = Report(

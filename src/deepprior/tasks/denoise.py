@@ -1,6 +1,5 @@
 """Blind denoising: the data term ‖x − x0‖²; the noise-level rule stops the fit; BM3D's two
-classical steps, the second guided by the fit and the first, refine it (mixed with the fit at
-best; ``wiener`` chooses)."""
+classical steps, the second guided by the fit and the first, refine it (``wiener`` chooses)."""
 
 from __future__ import annotations
 
