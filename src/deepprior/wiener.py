@@ -26,6 +26,7 @@ stays bounded on large images.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 import torch
@@ -78,9 +79,10 @@ def dct_basis(size: int) -> torch.Tensor:
     return torch.kron(d, d)
 
 
+@cache
 def haar_matrix(size: int) -> torch.Tensor:
     """The orthonormal Haar transform of ``size`` (a power of two) values as a matrix: the
-    mean first, then differences from the coarsest to the finest."""
+    mean first, then differences from the coarsest to the finest (made once per size)."""
     if size < 1 or size & (size - 1):
         raise ValueError(f"the Haar transform needs a power of two, got {size}")
     matrix = torch.ones(1, 1)
@@ -231,6 +233,7 @@ def _collaborate(
 
 
 def _check(noisy: np.ndarray, sigma: float, patch: int) -> None:
+    """Refuse an image that is not H×W×C or is smaller than a block, or a σ that is not > 0."""
     if noisy.ndim != 3:
         raise ValueError(f"the image must be H×W×C, got shape {noisy.shape}")
     height, width = noisy.shape[:2]
