@@ -124,6 +124,7 @@ def test_a_denoising_run_ends_with_the_filter_unless_told_not_to(photo, fast):
     assert refine["wiener"] is True and refine["sigma_source"] == "estimated"
     assert refine["block"] == wiener.PATCH and refine["group"] == wiener.GROUP
     assert "first (hard-thresholding) step" in refine["pilot"]
+    assert refine["group_first_step"] == wiener.GROUP_HARD
     assert abs(refine["sigma_255"] - 25) < 5
     assert report["metrics"]["psnr"] > refine["psnr_before"] + 0.3
     plain, report = deepprior.denoise(noisy, wiener=False, **options)

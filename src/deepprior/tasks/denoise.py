@@ -15,7 +15,7 @@ from ..metrics import psnr
 from ..operators import Identity
 from ..presets import DENOISE_PRESETS
 from ..stopping import MIN_SIGMA, noise_sigma
-from ..wiener import GROUP, PATCH, refine_fit
+from ..wiener import GROUP, GROUP_HARD, PATCH, refine_fit
 from .base import Problem, Task, load_picture
 
 
@@ -64,6 +64,7 @@ def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarr
     sigma, source = noise_sigma(noisy, problem.sigma)
     section: dict[str, Any] = {"wiener": True, "share": share, "block": PATCH, "group": GROUP}
     section["pilot"] = "the mean of the fit and BM3D's first (hard-thresholding) step"
+    section["group_first_step"] = GROUP_HARD  # "group": the Wiener step's largest group
     section["sigma_source"] = source
     if not np.isfinite(sigma) or sigma < MIN_SIGMA:
         return pixels, section | {"wiener": False, "skipped": "no noise measured in the image"}
