@@ -22,6 +22,8 @@ from deepprior.wiener import (
     haar_matrix,
     hard_threshold,
     refine_fit,
+    wavelet_basis,
+    wavelet_matrix,
 )
 
 SIGMA = 25 / 255
@@ -39,6 +41,21 @@ def test_the_transforms_and_the_colour_map_are_orthonormal():
         np.testing.assert_allclose(haar[0], np.full(size, size**-0.5), atol=1e-6)  # the mean
     with pytest.raises(ValueError, match="power of two"):
         haar_matrix(24)
+
+
+def test_the_first_steps_wavelet_keeps_sigma_and_inverts():
+    wavelet = wavelet_matrix(8).numpy()
+    np.testing.assert_allclose(np.linalg.norm(wavelet, axis=1), np.ones(8), atol=1e-6)
+    np.testing.assert_allclose(wavelet[0], np.full(8, 8**-0.5), atol=1e-6)  # the mean
+    for pair in range(4):  # the finest level: differences of neighbours, as Haar's
+        expected = np.zeros(8)
+        expected[2 * pair : 2 * pair + 2] = [2**-0.5, -(2**-0.5)]
+        np.testing.assert_allclose(wavelet[4 + pair], expected, atol=1e-6)
+    assert np.abs(wavelet[1:4] @ wavelet[1:4].T - np.eye(3)).max() > 0.01  # biorthogonal
+    block = wavelet_basis(8)
+    np.testing.assert_allclose(torch.linalg.inv(block) @ block, torch.eye(64), atol=1e-4)
+    with pytest.raises(ValueError, match="power of two"):
+        wavelet_matrix(12)
 
 
 def test_a_block_is_grouped_with_its_copies():
@@ -125,6 +142,8 @@ def test_a_denoising_run_ends_with_the_filter_unless_told_not_to(photo, fast):
     assert refine["block"] == wiener.PATCH and refine["group"] == wiener.GROUP
     assert "first (hard-thresholding) step" in refine["pilot"]
     assert refine["group_first_step"] == wiener.GROUP_HARD
+    assert refine["threshold_first_step"] == wiener.HARD_LAMBDA
+    assert refine["mu2"] == wiener.WIENER_MU2
     assert abs(refine["sigma_255"] - 25) < 5
     assert report["metrics"]["psnr"] > refine["psnr_before"] + 0.3
     plain, report = deepprior.denoise(noisy, wiener=False, **options)

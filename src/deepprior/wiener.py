@@ -3,19 +3,23 @@ second guided by the fit.
 
 Both steps filter *groups*: for every 8×8 reference block on a grid of step 3, the blocks most
 like it within 16 pixels, as many as lie within a distance threshold, up to a power of two
-(the reference always in), stacked and transformed in 3-D (each block's DCT, then a Haar
-transform across the group), shrunk, transformed back and averaged into the image with a
-Kaiser window and a weight per group that favours the groups the shrinking left least noise in.
+(the reference always in), stacked and transformed in 3-D (a 2-D transform of each block,
+then a Haar transform across the group), shrunk, transformed back and averaged into the image
+with a Kaiser window and a weight per group that favours the groups the shrinking left least
+noise in. The settings are those of the ``bm3d`` package (Mäkinen, Azzari and Foi) for white
+noise, except the Wiener step's μ² (below).
 
 - :func:`hard_threshold` (step 1): groups of up to 16 blocks matched on the noisy image's
-  luminance; coefficients under 2.7σ are zeroed; weight 1 / (σ² · coefficients kept).
+  luminance, each block in the bior1.5 wavelet; coefficients under 3σ are zeroed; weight
+  1 / (σ² · coefficients kept).
 - :func:`empirical_wiener` (step 2): groups of up to 32 blocks matched on a *pilot* (an
-  estimate of the clean image); each coefficient of the noisy group keeps the share
-  ``pilot² / (pilot² + σ²)`` the pilot's says is image; weight 1 / (σ² Σ gain²).
+  estimate of the clean image), each block in the DCT; each coefficient of the noisy group
+  keeps the share ``pilot² / (pilot² + μ²σ²)`` of it the pilot's says is image; weight
+  1 / (σ² Σ gain²).
 - :func:`refine_fit`: step 2 guided by the mean of the fit and step 1. The two pilots err
   differently, so their mean guides the filter better than either: after the default's fits
   of 17 crops of 128², 30.80 dB against 30.64 guided by the fit and 30.66 by step 1 (README,
-  session 24).
+  session 24; before session 25's bior1.5, 3σ and μ²).
 
 Colour images are filtered in an orthonormal opponent colour space, where white noise stays
 white with the same σ; blocks are matched on its first plane (luminance). Only σ is needed,
@@ -25,10 +29,12 @@ stays bounded on large images.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from functools import cache
 
 import numpy as np
+import pywt
 import torch
 from torch.nn import functional
 
@@ -42,7 +48,15 @@ GROUP_HARD = 16  # step 1's
 # (between BM3D's 400 and 3000, which all measured within 0.02 dB of each other).
 THRESHOLD_HARD = 3000.0
 THRESHOLD = 1500.0
-HARD_LAMBDA = 2.7  # step 1 zeroes coefficients under this many σ
+# Step 1 zeroes coefficients under this many σ: the bm3d package's 3.0 for white noise (the
+# BM3D paper's 2.7 lost 0.02-0.10 dB after the Wiener step on best's fits; README, session 25).
+HARD_LAMBDA = 3.0
+# The Wiener step's gain is pilot² / (pilot² + WIENER_MU2·σ²): the bm3d package uses 0.4 (for
+# white noise) on its step 1; the mean of the fit and step 1 is a better pilot, and 0.5 lay
+# between 0.4 and 0.7 on 17 crops of 128² and the held-out crops (README, session 25).
+WIENER_MU2 = 0.5
+# Step 1's 2-D transform of a block, as BM3D's: a pilot 0.05-0.15 dB better than with the DCT.
+HARD_WAVELET = "bior1.5"
 KAISER_BETA = 2.0
 BAND_ROWS = 16  # rows of reference blocks filtered at a time: bounds memory
 # A group the pilot says is flat keeps nothing but weighs most; this floor on its Σ gain² (or
@@ -80,6 +94,32 @@ def dct_basis(size: int) -> torch.Tensor:
 
 
 @cache
+def wavelet_matrix(size: int, wavelet: str = HARD_WAVELET) -> torch.Tensor:
+    """The full periodic decomposition of ``size`` (a power of two) values in ``wavelet`` as a
+    (size, size) matrix, each row scaled to unit length (so white noise keeps its σ in every
+    coefficient); a biorthogonal wavelet's rows are not orthogonal: invert, do not transpose."""
+    if size < 2 or size & (size - 1):
+        raise ValueError(f"the wavelet transform needs a power of two over 1, got {size}")
+    levels = size.bit_length() - 1
+    with warnings.catch_warnings():  # every level but the finest wraps around: as intended
+        warnings.simplefilter("ignore", UserWarning)
+        columns = [
+            np.concatenate(pywt.wavedec(unit, wavelet, mode="periodization", level=levels))
+            for unit in np.eye(size)
+        ]
+    matrix = np.stack(columns, axis=1)
+    return torch.from_numpy(
+        (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+    )
+
+
+def wavelet_basis(size: int) -> torch.Tensor:
+    """Step 1's 2-D transform of a size×size block (row-major), as :func:`dct_basis`."""
+    w = wavelet_matrix(size)
+    return torch.kron(w, w)
+
+
+@cache
 def haar_matrix(size: int) -> torch.Tensor:
     """The orthonormal Haar transform of ``size`` (a power of two) values as a matrix: the
     mean first, then differences from the coarsest to the finest (made once per size)."""
@@ -105,9 +145,17 @@ def _grid(count: int, step: int) -> torch.Tensor:
 class _Groups:
     """The block positions, transforms and window of one image's filtering, its blocks matched
     by ``luminance`` (H, W) into groups of at most ``largest`` blocks no further than
-    ``threshold`` (mean squared difference per pixel, 8-bit levels squared) from the reference."""
+    ``threshold`` (mean squared difference per pixel, 8-bit levels squared) from the reference,
+    each block transformed by ``block_transform`` (patch², patch²; the DCT if None)."""
 
-    def __init__(self, luminance: torch.Tensor, patch: int, largest: int, threshold: float):
+    def __init__(
+        self,
+        luminance: torch.Tensor,
+        patch: int,
+        largest: int,
+        threshold: float,
+        block_transform: torch.Tensor | None = None,
+    ):
         self.patch = patch
         self.luminance = luminance
         self.padded = functional.pad(luminance[None, None], (RADIUS,) * 4, mode="replicate")[0, 0]
@@ -116,7 +164,8 @@ class _Groups:
         reach = RADIUS + 1
         self.size = min(largest, min(self.rows, reach) * min(self.cols, reach))
         self.max_distance = threshold * patch * patch / 255.0**2  # summed over a block, [0, 1]
-        self.block_dct = dct_basis(patch)
+        self.block = dct_basis(patch) if block_transform is None else block_transform
+        self.block_inverse = torch.linalg.inv(self.block)
         window = np.kaiser(patch, KAISER_BETA)
         self.window = torch.from_numpy(np.outer(window, window).astype(np.float32).reshape(-1))
         offsets = torch.arange(-RADIUS, RADIUS + 1)
@@ -167,14 +216,14 @@ class _Groups:
         return flat.T, sizes
 
     def transform(self, blocks: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-        """The 3-D transform of groups (C, R, size, patch²): each block's 2-D DCT, then a Haar
-        transform across the group (or the inverse of both)."""
-        block, group = self.block_dct, haar_matrix(blocks.shape[2])
-        if inverse:
-            block, group = block.T, group.T
+        """The 3-D transform of groups (C, R, size, patch²): each block's 2-D transform, then
+        a Haar transform across the group (or the inverse of both, in the reverse order)."""
         channels, refs, size, pixels = blocks.shape
-        spectra = blocks.reshape(-1, pixels) @ block.T
-        return (group @ spectra.reshape(channels * refs, size, pixels)).reshape(blocks.shape)
+        stacks = blocks.reshape(channels * refs, size, pixels)
+        group = haar_matrix(size)
+        if inverse:
+            return ((group.T @ stacks) @ self.block_inverse.T).reshape(blocks.shape)
+        return (group @ (stacks @ self.block.T)).reshape(blocks.shape)
 
     def pixels(self, starts: torch.Tensor) -> torch.Tensor:
         """The flat pixel index of every pixel of the blocks starting at ``starts`` (flat block
@@ -193,7 +242,7 @@ def _wiener_gains(
     assert pilot is not None
     variance = sigma**2
     energy = pilot.square()
-    gain = energy / (energy + variance)
+    gain = energy / (energy + WIENER_MU2 * variance)
     weight = 1.0 / (variance * gain.square().sum((2, 3)).clamp_min(WEIGHT_FLOOR))
     return gain * noisy, weight
 
@@ -265,7 +314,7 @@ def hard_threshold(noisy: np.ndarray, sigma: float, patch: int = PATCH) -> np.nd
     _check(noisy, sigma, patch)
     planes = _to_planes(noisy)
     with torch.no_grad():
-        groups = _Groups(planes[0], patch, GROUP_HARD, THRESHOLD_HARD)
+        groups = _Groups(planes[0], patch, GROUP_HARD, THRESHOLD_HARD, wavelet_basis(patch))
         return _to_image(_collaborate(planes, None, groups, float(sigma), _hard_threshold))
 
 

@@ -15,7 +15,7 @@ from ..metrics import psnr
 from ..operators import Identity
 from ..presets import DENOISE_PRESETS
 from ..stopping import MIN_SIGMA, noise_sigma
-from ..wiener import GROUP, GROUP_HARD, PATCH, refine_fit
+from ..wiener import GROUP, GROUP_HARD, HARD_LAMBDA, PATCH, WIENER_MU2, refine_fit
 from .base import Problem, Task, load_picture
 
 
@@ -65,6 +65,8 @@ def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarr
     section: dict[str, Any] = {"wiener": True, "share": share, "block": PATCH, "group": GROUP}
     section["pilot"] = "the mean of the fit and BM3D's first (hard-thresholding) step"
     section["group_first_step"] = GROUP_HARD  # "group": the Wiener step's largest group
+    section["threshold_first_step"] = HARD_LAMBDA  # its coefficients under this many σ zeroed
+    section["mu2"] = WIENER_MU2  # the Wiener gain: pilot² / (pilot² + mu2·σ²)
     section["sigma_source"] = source
     if not np.isfinite(sigma) or sigma < MIN_SIGMA:
         return pixels, section | {"wiener": False, "skipped": "no noise measured in the image"}
