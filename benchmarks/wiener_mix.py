@@ -7,21 +7,21 @@
 Each ``.npz`` that ``frontier.py --save-images`` wrote holds the clean crop, the noisy one and
 the fit (the runs' average before any filter). For each, this prints the PSNR of the fit; of
 BM3D's first (hard-thresholding) step on the noisy crop and of the Wiener filter guided by it
-(both steps without the network); of the Wiener filter guided by the fit alone (as the pass
-was until session 23, with today's grouping); of the second pass as a run makes it (the filter
-guided by the mean of the fit and the first step; σ estimated from the noisy crop, as a run
-does); and of the even mix of that and the fit (what ``--quality best`` returned until session
-24), then the means. ``--variants`` adds the second pass's settings measured against the
-shipped ones: the filter guided by its own output a second time, a wider search (±19 pixels,
-BM3D's), groups of 16 blocks, reference blocks every 2 pixels, σ read 5 % high or low, and
-20 % of the fit mixed into the output. ``--pilots`` asks whether a gap to BM3D lies in the
-filter or in its pilot, with the ``bm3d`` package (free for non-commercial use: a measuring
-instrument here, not a dependency) in the opponent colour space, σ as the run estimates it:
-BM3D's own Wiener step guided by the fit (a channel at a time: the package takes no colour
-pilot); CBM3D's first (hard-thresholding) estimate; this filter and BM3D's Wiener step guided
-by it; this filter guided by the mean of it and the fit; CBM3D whole; and this filter and
-BM3D's Wiener step guided by the clean image (an oracle: what each second step makes of a
-perfect pilot).
+(both steps without the network); of the Wiener filter guided by the fit alone (as the pass was
+until session 23, with today's grouping); of the second pass as a run makes it (the filter
+guided by the mean of the fit and the first step, weighted 0.4 and 0.6; σ estimated from the
+noisy crop, as a run does); and of the even mix of that and the fit (what ``--quality best``
+returned until session 24), then the means. ``--variants`` adds the second pass's settings
+measured against the shipped ones: the filter guided by its own output a second time, a wider
+search (±19 pixels, BM3D's), groups of 16 blocks, reference blocks every 2 pixels, σ read 5 %
+high or low, and 20 % of the fit mixed into the output. ``--pilots`` asks whether a gap to BM3D
+lies in the filter or in its pilot, with the ``bm3d`` package (free for non-commercial use: a
+measuring instrument here, not a dependency) in the opponent colour space, σ as the run
+estimates it: BM3D's own Wiener step guided by the fit (a channel at a time: the package takes
+no colour pilot); CBM3D's first (hard-thresholding) estimate; this filter and BM3D's Wiener
+step guided by it; this filter guided by the mean of it and the fit; CBM3D whole; and this
+filter and BM3D's Wiener step guided by the clean image (an oracle: what each second step makes
+of a perfect pilot).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def test_a_denoising_run_ends_with_the_filter_unless_told_not_to(photo, fast):
     assert "first (hard-thresholding) step" in refine["pilot"]
     assert refine["group_first_step"] == wiener.GROUP_HARD
     assert refine["threshold_first_step"] == wiener.HARD_LAMBDA
-    assert refine["mu2"] == wiener.WIENER_MU2
+    assert refine["mu2"] == wiener.WIENER_MU2 and refine["fit_share"] == wiener.FIT_SHARE
     assert abs(refine["sigma_255"] - 25) < 5
     assert report["metrics"]["psnr"] > refine["psnr_before"] + 0.3
     plain, report = deepprior.denoise(noisy, wiener=False, **options)

@@ -169,7 +169,7 @@ def _levels(
 # 64² and 128² crops (CBM3D, Set5, Heide-11) and scikit-image photographs (README, "Quality
 # against time"): 32 channels fit as well as 128 at a third of the cost per step at 128², so
 # every level but paper uses them; only denoising's best was measured, at 8 runs. Denoising's
-# fast and default end with an empirical Wiener filter guided by the mean of the fit and BM3D's
+# fast and default end with an empirical Wiener filter guided by a mean of the fit and BM3D's
 # first step (deepprior.wiener), which lifts one fit by 0.8-1.1 dB (0.6-0.8 guided by the fit
 # alone, until session 23); so does best, after its fits are averaged: the pass alone beat an
 # even mix of it and the average (README, session 24), which paid while the pass was guided by

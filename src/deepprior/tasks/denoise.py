@@ -15,7 +15,15 @@ from ..metrics import psnr
 from ..operators import Identity
 from ..presets import DENOISE_PRESETS
 from ..stopping import MIN_SIGMA, noise_sigma
-from ..wiener import GROUP, GROUP_HARD, HARD_LAMBDA, PATCH, WIENER_MU2, refine_fit
+from ..wiener import (
+    FIT_SHARE,
+    GROUP,
+    GROUP_HARD,
+    HARD_LAMBDA,
+    PATCH,
+    WIENER_MU2,
+    refine_fit,
+)
 from .base import Problem, Task, load_picture
 
 
@@ -50,11 +58,11 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
 
 
 def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarray, dict[str, Any]]:
-    """The empirical Wiener filter of the noisy image guided by the mean of the fit and BM3D's
-    first step (:func:`deepprior.wiener.refine_fit`), at the noise level the stopping rule uses
-    (the given σ corrected for clipping, or the image's estimate), mixed with the fit: ``share``
-    of the filter's output (the level's; ``wiener=True`` where the level has none: all of it;
-    ``wiener=False``: none)."""
+    """The empirical Wiener filter of the noisy image guided by a weighted mean of the fit and
+    BM3D's first step (:func:`deepprior.wiener.refine_fit`), at the noise level the stopping
+    rule uses (the given σ corrected for clipping, or the image's estimate), mixed with the
+    fit: ``share`` of the filter's output (the level's; ``wiener=True`` where the level has
+    none: all of it; ``wiener=False``: none)."""
     wiener = problem.options["wiener"]
     if wiener is not None:
         share = (share or 1.0) if wiener else 0.0
@@ -64,6 +72,7 @@ def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarr
     sigma, source = noise_sigma(noisy, problem.sigma)
     section: dict[str, Any] = {"wiener": True, "share": share, "block": PATCH, "group": GROUP}
     section["pilot"] = "the mean of the fit and BM3D's first (hard-thresholding) step"
+    section["fit_share"] = FIT_SHARE  # the fit's weight in that mean
     section["group_first_step"] = GROUP_HARD  # "group": the Wiener step's largest group
     section["threshold_first_step"] = HARD_LAMBDA  # its coefficients under this many σ zeroed
     section["mu2"] = WIENER_MU2  # the Wiener gain: pilot² / (pilot² + mu2·σ²)
