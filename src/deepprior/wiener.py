@@ -55,9 +55,9 @@ HARD_LAMBDA = 3.0
 # white noise) on its step 1; the mean of the fit and step 1 is a better pilot, and 0.5 lay
 # between 0.4 and 0.7 on 17 crops of 128² and the held-out crops (README, session 25).
 WIENER_MU2 = 0.5
-# The fit's share of step 2's pilot (the rest is step 1's): 0.4 was at or within 0.02 dB of the
-# best of 0.25-0.6 after every level's fits of 64² and 128² crops, held-out ones included,
-# where 0.5 lost up to 0.15 dB after fast's (README, session 25).
+# The fit's share of step 2's pilot (the rest is step 1's): 0.4 was within 0.02 dB of the best
+# of 0.25-0.6 after the default's and best's fits of 64² and 128² crops, held-out ones
+# included, and within 0.07 after fast's, where 0.5 lost up to 0.15 dB (README, session 25).
 FIT_SHARE = 0.4
 # Step 1's 2-D transform of a block, as BM3D's: a pilot 0.05-0.15 dB better than with the DCT.
 HARD_WAVELET = "bior1.5"
