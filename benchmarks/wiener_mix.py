@@ -12,16 +12,18 @@ until session 23, with today's grouping); of the second pass as a run makes it (
 guided by the mean of the fit and the first step, weighted 0.4 and 0.6; σ estimated from the
 noisy crop, as a run does); and of the even mix of that and the fit (what ``--quality best``
 returned until session 24), then the means. ``--variants`` adds the second pass's settings
-measured against the shipped ones: the filter guided by its own output a second time, a wider
-search (±19 pixels, BM3D's), groups of 16 blocks, reference blocks every 2 pixels, σ read 5 %
-high or low, and 20 % of the fit mixed into the output. ``--pilots`` asks whether a gap to BM3D
-lies in the filter or in its pilot, with the ``bm3d`` package (free for non-commercial use: a
-measuring instrument here, not a dependency) in the opponent colour space, σ as the run
-estimates it: BM3D's own Wiener step guided by the fit (a channel at a time: the package takes
-no colour pilot); CBM3D's first (hard-thresholding) estimate; this filter and BM3D's Wiener
-step guided by it; this filter guided by the mean of it and the fit; CBM3D whole; and this
-filter and BM3D's Wiener step guided by the clean image (an oracle: what each second step makes
-of a perfect pilot).
+measured against the shipped ones: the filter guided by its own output a second time, the first
+step zeroing under 2.7σ (the BM3D paper's) instead of 3σ, μ² 0.4 (the ``bm3d`` package's) or
+0.7 instead of 0.5, the fit weighted 0.25 or 0.5 in the pilot instead of 0.4, a wider search
+(±19 pixels, BM3D's), groups of 16 blocks, reference blocks every 2 pixels, σ read 5 % high or
+low, and 20 % of the fit mixed into the output. ``--pilots`` asks whether a gap to BM3D lies in
+the filter or in its pilot, with the ``bm3d`` package (free for non-commercial use: a measuring
+instrument here, not a dependency) in the opponent colour space, σ as the run estimates it:
+BM3D's own Wiener step guided by the fit (a channel at a time: the package takes no colour
+pilot); CBM3D's first (hard-thresholding) estimate; this filter and BM3D's Wiener step guided
+by it; this filter guided by the mean of it and the fit; CBM3D whole; and this filter and
+BM3D's Wiener step guided by the clean image (an oracle: what each second step makes of a
+perfect pilot).
 """
 
 from __future__ import annotations
@@ -46,7 +48,12 @@ from deepprior.wiener import OPPONENT, empirical_wiener, hard_threshold, refine_
 
 COLUMNS = ("fit", "first step", "wiener on first step", "wiener on fit", "wiener", "mix")
 # name -> the module constants of deepprior.wiener it changes, and σ's factor
-SETTINGS: dict[str, tuple[dict[str, int], float]] = {
+SETTINGS: dict[str, tuple[dict[str, float], float]] = {
+    "threshold 2.7 sigma": ({"HARD_LAMBDA": 2.7}, 1.0),
+    "mu2 0.4": ({"WIENER_MU2": 0.4}, 1.0),
+    "mu2 0.7": ({"WIENER_MU2": 0.7}, 1.0),
+    "fit share 0.25": ({"FIT_SHARE": 0.25}, 1.0),
+    "fit share 0.5": ({"FIT_SHARE": 0.5}, 1.0),
     "radius 19": ({"RADIUS": 19}, 1.0),
     "groups of 16": ({"GROUP": 16}, 1.0),
     "step 2": ({"STEP": 2}, 1.0),
@@ -67,7 +74,7 @@ PILOTS = (
 
 
 @contextlib.contextmanager
-def changed(constants: dict[str, int]) -> Iterator[None]:
+def changed(constants: dict[str, float]) -> Iterator[None]:
     """deepprior.wiener with ``constants`` changed, within the block."""
     saved = {name: getattr(wiener, name) for name in constants}
     for name, value in constants.items():

@@ -49,7 +49,8 @@ GROUP_HARD = 16  # step 1's
 THRESHOLD_HARD = 3000.0
 THRESHOLD = 1500.0
 # Step 1 zeroes coefficients under this many σ: the bm3d package's 3.0 for white noise (the
-# BM3D paper's 2.7 lost 0.02-0.10 dB after the Wiener step on best's fits; README, session 25).
+# BM3D paper's 2.7 gave -0.12 to +0.04 dB against it after the default's and best's fits, and
+# -0.05 to +0.10 after fast's; README, session 25).
 HARD_LAMBDA = 3.0
 # The Wiener step's gain is pilot² / (pilot² + WIENER_MU2·σ²): the bm3d package uses 0.4 (for
 # white noise) on its step 1; the mean of the fit and step 1 is a better pilot, and 0.5 lay
