@@ -37,9 +37,9 @@ class Quality:
     noise_factor: float = 1.0
     runs: int = 1
     ensemble: bool = False
-    # The share of the task's classical second pass in the result (denoising: the empirical
-    # Wiener filter of the averaged fit; 0: off, 1: the filter's output alone).
-    refine: float = 0.0
+    # Whether the run ends with the task's classical second pass over the averaged fit
+    # (denoising: BM3D's two steps, the second guided by the fit).
+    refine: bool = False
     # The presets whose width, lr and steps it changes (those it was measured on); None: all.
     applies_to: tuple[str, ...] | None = None
 
@@ -132,7 +132,6 @@ def _levels(
     early = f", stopping at {fast_noise_factor:g}·σ²" if fast_noise_factor != 1.0 else ""
     fast = f"32 channels, at most {fast_cap} steps (more on images over 256²){early}{then}"
     best = f"32 channels{past}, {best_runs} runs on {best_runs} orientations averaged{then}"
-    share = 1.0 if refine else 0.0
     return {
         "fast": Quality(
             "fast",
@@ -140,7 +139,7 @@ def _levels(
             width=NARROW,
             cap=fast_cap,
             noise_factor=fast_noise_factor,
-            refine=share,
+            refine=refine,
             applies_to=presets,
         ),
         "default": Quality(
@@ -148,7 +147,7 @@ def _levels(
             f"32 channels{past}{then}",
             width=NARROW,
             extend=extend,
-            refine=share,
+            refine=refine,
             applies_to=presets,
         ),
         "best": Quality(
@@ -158,7 +157,7 @@ def _levels(
             extend=extend,
             runs=best_runs,
             ensemble=True,
-            refine=share,
+            refine=refine,
             applies_to=presets,
         ),
         "paper": PAPER,

@@ -89,8 +89,8 @@ class Task:
             finished pixels.
         refine: a classical second pass over the averaged fit, before ``finish`` (denoising:
             an empirical Wiener filter guided by the fit and BM3D's first step): (problem,
-            pixels, the quality level's share of the pass in the result) -> (pixels, the
-            report's section); the task's own option may override the level.
+            pixels, whether the quality level runs the pass) -> (pixels, the report's
+            section); the task's own option may override the level.
         inputs: the input names the task reads besides ``image``.
         needs_image: False for a task that makes an image from nothing (activation
             maximisation).
@@ -105,7 +105,7 @@ class Task:
     build: Callable[[Job, dict[str, Any]], Problem]
     finish: Callable[[Problem, np.ndarray], Picture] = _keep
     metrics: Callable[[Problem, np.ndarray], dict[str, Any]] = _no_metrics
-    refine: Callable[[Problem, np.ndarray, float], tuple[np.ndarray, dict[str, Any]]] | None = None
+    refine: Callable[[Problem, np.ndarray, bool], tuple[np.ndarray, dict[str, Any]]] | None = None
     inputs: tuple[str, ...] = ("reference",)
     needs_image: bool = True
 

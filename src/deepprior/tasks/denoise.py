@@ -57,20 +57,19 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
     )
 
 
-def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarray, dict[str, Any]]:
+def refine(
+    problem: Problem, pixels: np.ndarray, level_runs_it: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The empirical Wiener filter of the noisy image guided by a weighted mean of the fit and
     BM3D's first step (:func:`deepprior.wiener.refine_fit`), at the noise level the stopping
-    rule uses (the given σ corrected for clipping, or the image's estimate), mixed with the
-    fit: ``share`` of the filter's output (the level's; ``wiener=True`` where the level has
-    none: all of it; ``wiener=False``: none)."""
+    rule uses (the given σ corrected for clipping, or the image's estimate), if the quality
+    level runs it and the ``wiener`` option (true, false or None: the level's) agrees."""
     wiener = problem.options["wiener"]
-    if wiener is not None:
-        share = (share or 1.0) if wiener else 0.0
-    if share <= 0:
+    if not (level_runs_it if wiener is None else wiener):
         return pixels, {"wiener": False}
     noisy = problem.picture.pixels
     sigma, source = noise_sigma(noisy, problem.sigma)
-    section: dict[str, Any] = {"wiener": True, "share": share, "block": PATCH, "group": GROUP}
+    section: dict[str, Any] = {"wiener": True, "block": PATCH, "group": GROUP}
     section["pilot"] = "the mean of the fit and BM3D's first (hard-thresholding) step"
     section["fit_share"] = FIT_SHARE  # the fit's weight in that mean
     section["group_first_step"] = GROUP_HARD  # "group": the Wiener step's largest group
@@ -83,7 +82,7 @@ def refine(problem: Problem, pixels: np.ndarray, share: float) -> tuple[np.ndarr
     section["sigma_255"] = round(sigma * 255, 3)
     if problem.reference is not None:
         section["psnr_before"] = psnr(pixels, problem.reference)
-    return (share * filtered + (1 - share) * pixels).astype(np.float32), section
+    return filtered, section
 
 
 def metrics(problem: Problem, pixels: np.ndarray) -> dict[str, Any]:
