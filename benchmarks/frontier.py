@@ -107,6 +107,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     },
     **{f"default, noise factor {f}": {"level": {"noise_factor": f}} for f in (0.9, 0.95)},
     "best, noise factor 0.9": {"quality": "best", "level": {"noise_factor": 0.9}},
+    **{f"best {n} runs": {"quality": "best", "level": {"runs": n}} for n in (2, 4)},
     **{
         f"best 4 runs, noise factor {f}": {
             "quality": "best",
