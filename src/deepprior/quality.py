@@ -171,9 +171,8 @@ def _levels(
 # second guided by a mean of the fit and the first (deepprior.wiener), which lifts one fit by
 # 0.8-2.8 dB; so does best, after its fits are averaged: the pass alone beat an even mix of it
 # and the average (README, session 24). After the pass, the average of 2, 4 or 8 fits gave the
-# same PSNR within 0.01 dB on the 64² CBM3D and held-out crops and the 128² held-out ones, and
-# 0.00-0.03 dB over the default's one fit (README, session 25): best averages 4, at half the
-# time of the 8 it had.
+# same PSNR within 0.01 dB on the 64² and 128² CBM3D and held-out crops, 0.01-0.03 dB over the
+# default's one fit (README, session 25): best averages 4, at half the time of the 8 it had.
 QUALITIES: dict[str, dict[str, Quality]] = {
     "denoise": _levels(
         ("authors", "paper"), best_runs=4, refine=True, fast_noise_factor=FAST_NOISE_FACTOR

@@ -70,7 +70,7 @@ def refine(
     noisy = problem.picture.pixels
     sigma, source = noise_sigma(noisy, problem.sigma)
     section: dict[str, Any] = {"wiener": True, "block": PATCH, "group": GROUP}
-    section["pilot"] = "the mean of the fit and BM3D's first (hard-thresholding) step"
+    section["pilot"] = "a weighted mean of the fit and BM3D's first (hard-thresholding) step"
     section["fit_share"] = FIT_SHARE  # the fit's weight in that mean
     section["group_first_step"] = GROUP_HARD  # "group": the Wiener step's largest group
     section["threshold_first_step"] = HARD_LAMBDA  # its coefficients under this many σ zeroed
