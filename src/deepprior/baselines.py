@@ -79,7 +79,8 @@ def denoise_nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
         patch_distance=6,
         channel_axis=-1,
     )
-    return np.clip(result, 0, 1).astype(np.float32)
+    # A one-channel image comes back H×W: give it back its channel axis.
+    return np.clip(result, 0, 1).reshape(noisy.shape).astype(np.float32)
 
 
 def bm3d_installed() -> bool:
