@@ -8,7 +8,8 @@ from skimage import data
 
 import deepprior
 from deepprior import cli, presets
-from deepprior.baselines import degrade_for_sr
+from deepprior.backprojection import back_project, residual_rms
+from deepprior.baselines import degrade_for_sr, upscale
 from deepprior.errors import UserError
 from deepprior.io import Picture, read_image, write_image
 from deepprior.metrics import psnr
@@ -108,3 +109,46 @@ def test_cli_sr_user_errors(photo, run_cli, tmp_path, fast_sr_presets, capsys):
         assert err.startswith("deepprior: error:") and "\n" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lr.png", "wrong.png"]
     assert cli is not None
+
+
+def test_back_projection_makes_an_upscaled_image_reproduce_its_input():
+    """Bicubic ×4 of a photograph's Lanczos-downsampled crop: back-projection brings the
+    downsampled result to the input and the image nearer the original; 0 iterations keep it."""
+    operator = Downsample(4)
+    hr = data.astronaut()[100:164, 200:264].astype(np.float32) / 255
+    lr = operator(torch.from_numpy(hr).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    start = upscale(lr, 4, "bicubic")
+    projected = back_project(start, lr, operator)
+    before, after = residual_rms(start, lr, operator), residual_rms(projected, lr, operator)
+    assert after < before / 20
+    assert psnr(projected, hr) > psnr(start, hr) + 0.5
+    assert projected.dtype == np.float32 and projected.min() >= 0 and projected.max() <= 1
+    assert np.allclose(back_project(start, lr, operator, iterations=0), start)
+    with pytest.raises(ValueError, match="iterations"):
+        back_project(start, lr, operator, iterations=-1)
+
+
+def test_levels_end_with_back_projection_unless_told_not_to(photo, fast_sr_presets):
+    lr = photo(16)
+    out, report = deepprior.super_resolve(lr, 4, seed=0, device="cpu")
+    section = report["refine"]
+    assert section["back_projection"] and report["quality"]["refine"]
+    assert section["residual_rms_255_after"] < section["residual_rms_255_before"] / 5
+    kept, off = deepprior.super_resolve(lr, 4, seed=0, device="cpu", back_project=False)
+    assert off["refine"] == {"back_projection": False} and not np.allclose(kept, out)
+    operator = Downsample(4)
+    assert residual_rms(out, lr, operator) < residual_rms(kept, lr, operator) / 5
+    _, paper = deepprior.super_resolve(lr, 4, seed=0, device="cpu", quality="paper")
+    assert paper["refine"] == {"back_projection": False}
+    _, forced = deepprior.super_resolve(
+        lr, 4, seed=0, device="cpu", quality="paper", back_project=True
+    )
+    assert forced["refine"]["back_projection"]
+
+
+def test_cli_sr_turns_back_projection_off(photo, run_cli, tmp_path, fast_sr_presets):
+    lr = write_image(tmp_path / "lr.png", Picture(photo(16)))
+    report = tmp_path / "sr.json"
+    argv = ["sr", str(lr), "--scale", "2", "--no-back-project", "--report", str(report)]
+    assert run_cli(*argv, "-o", str(tmp_path / "sr.png")) == 0
+    assert json.loads(report.read_text())["refine"] == {"back_projection": False}

@@ -86,15 +86,18 @@ def super_resolve(
     *,
     reference: ArrayLike | None = None,
     kernel: str = "lanczos2",
+    back_project: bool | None = None,
     **options: Any,
 ) -> tuple[ArrayLike, dict[str, Any]]:
     """Upscale a low-resolution image ``scale`` times; with an HR ``reference`` the report
-    holds the paper's metrics."""
+    holds the paper's metrics. ``back_project``: end by back-projecting the result onto the
+    input (None: the quality level's choice: on at ``fast``, ``default`` and ``best``, off at
+    ``paper``)."""
     return run_arrays(
         "sr",
         image,
         reference=reference,
-        task_options={"scale": scale, "kernel": kernel},
+        task_options={"scale": scale, "kernel": kernel, "back_project": back_project},
         **options,
     )
 

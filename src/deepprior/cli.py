@@ -427,10 +427,25 @@ def denoise(
     "the paper did (crop to a multiple of the scale, Lanczos downscale) and use it as "
     "the reference.",
 )
+@click.option(
+    "--back-project/--no-back-project",
+    default=None,
+    help="End by back-projecting the result onto INPUT (bicubic, until it reproduces INPUT "
+    "under the kernel); default: on at --quality fast, default and best, off at paper.",
+)
 @fit_options
-def sr(input_path: str, scale: str, kernel: str, degrade: bool, **common: Any) -> int:
+def sr(
+    input_path: str,
+    scale: str,
+    kernel: str,
+    degrade: bool,
+    back_project: bool | None,
+    **common: Any,
+) -> int:
     """Super-resolution of INPUT, a low-resolution image with no ground truth needed."""
     options = {"scale": int(scale), "kernel": kernel, "degrade": degrade}
+    if back_project is not None:
+        options["back_project"] = back_project
     return _submit("sr", input_path, options=options, preset=None, inputs={}, common=common)
 
 

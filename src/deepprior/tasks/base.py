@@ -88,7 +88,8 @@ class Task:
         metrics: the task's own figures (against the reference, when there is one), from the
             finished pixels.
         refine: a classical second pass over the averaged fit, before ``finish`` (denoising:
-            an empirical Wiener filter guided by the fit and BM3D's first step): (problem,
+            an empirical Wiener filter guided by the fit and BM3D's first step;
+            super-resolution: back-projection onto the low-resolution input): (problem,
             pixels, whether the quality level runs the pass) -> (pixels, the report's
             section); the task's own option may override the level.
         inputs: the input names the task reads besides ``image``.

@@ -1,4 +1,5 @@
-"""Super-resolution ×2/×3/×4/×8: the data term ‖d(x) − x0‖², d a downsampler."""
+"""Super-resolution ×2/×3/×4/×8: the data term ‖d(x) − x0‖², d a downsampler; back-projection
+onto the input ends the run (``back_project`` chooses)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..backprojection import ITERATIONS, back_project, residual_rms
 from ..baselines import degrade_for_sr, upscale
 from ..canvas import to_tensor
 from ..errors import UserError
@@ -50,6 +52,29 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
     )
 
 
+def refine(
+    problem: Problem, pixels: np.ndarray, level_runs_it: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The fit back-projected onto the low-resolution input (:mod:`deepprior.backprojection`)
+    if the quality level runs it and the ``back_project`` option (true, false or None: the
+    level's) agrees."""
+    wanted = problem.options["back_project"]
+    if not (level_runs_it if wanted is None else wanted):
+        return pixels, {"back_projection": False}
+    low, operator = problem.picture.pixels, problem.operator
+    projected = back_project(pixels, low, operator)
+    section: dict[str, Any] = {
+        "back_projection": True,
+        "iterations": ITERATIONS,
+        "upsampler": "bicubic",
+        "residual_rms_255_before": round(residual_rms(pixels, low, operator) * 255, 3),
+        "residual_rms_255_after": round(residual_rms(projected, low, operator) * 255, 3),
+    }
+    if problem.reference is not None:
+        section["psnr_y_before"] = psnr_y(pixels, problem.reference, problem.options["scale"])
+    return projected, section
+
+
 def finish(problem: Problem, pixels: np.ndarray) -> Picture:
     """The alpha, if any, is upscaled with Lanczos."""
     alpha = problem.picture.alpha
@@ -75,10 +100,11 @@ SUPER_RESOLVE = Task(
     name="sr",
     summary="Super-resolution of a low-resolution image, no ground truth needed.",
     presets=SR_PRESETS,
-    options={"scale": 4, "kernel": "lanczos2", "degrade": False},
+    options={"scale": 4, "kernel": "lanczos2", "degrade": False, "back_project": None},
     default_stop="validation",
     output_tag=lambda options: f"x{options['scale']}",
     build=build,
     finish=finish,
     metrics=metrics,
+    refine=refine,
 )
