@@ -332,7 +332,7 @@ def main() -> None:
             f"time {versus}",
             "mean steps",
             "frontier",
-            "before Wiener",
+            "before the pass",
         ],
         [
             [
