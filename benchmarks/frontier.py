@@ -113,7 +113,7 @@ LEVERS: dict[str, dict[str, Any]] = {
             "quality": "best",
             "level": {"noise_factor": f, "runs": 4},
         }
-        for f in (0.8, 0.9)
+        for f in (0.8, 0.9, 1.1)
     },
     "default, hard cap": {"level": {"extend": False}},
     "width 32, cosine lr": {
