@@ -431,7 +431,8 @@ def denoise(
     "--back-project/--no-back-project",
     default=None,
     help="End by back-projecting the result onto INPUT (bicubic, until it reproduces INPUT "
-    "under the kernel); default: on at --quality fast, default and best, off at paper.",
+    "under the kernel); default: on at --quality fast, default and best (×2 to ×4), off at "
+    "paper and ×8.",
 )
 @fit_options
 def sr(
