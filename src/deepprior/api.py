@@ -91,8 +91,8 @@ def super_resolve(
 ) -> tuple[ArrayLike, dict[str, Any]]:
     """Upscale a low-resolution image ``scale`` times; with an HR ``reference`` the report
     holds the paper's metrics. ``back_project``: end by back-projecting the result onto the
-    input (None: the quality level's choice: on at ``fast``, ``default`` and ``best`` for ×2
-    to ×4, off at ``paper`` and for ×8)."""
+    input (None: the quality level's choice: on at ``fast``, ``default`` and ``best``, off at
+    ``paper``)."""
     return run_arrays(
         "sr",
         image,

@@ -431,8 +431,7 @@ def denoise(
     "--back-project/--no-back-project",
     default=None,
     help="End by back-projecting the result onto INPUT (bicubic, until it reproduces INPUT "
-    "under the kernel); default: on at --quality fast, default and best (×2 to ×4), off at "
-    "paper and ×8.",
+    "under the kernel); default: on at --quality fast, default and best, off at paper.",
 )
 @fit_options
 def sr(

@@ -20,9 +20,6 @@ from ..presets import SR_PRESETS
 from .base import Problem, Task, load_picture
 
 SCALES = (2, 3, 4, 8)
-# The scales whose presets the quality levels change (deepprior.quality): there the levels end
-# with back-projection; ×8 runs the authors' preset as it is, without it unless asked.
-LEVEL_SCALES = (2, 3, 4)
 
 
 def build(job: Job, options: dict[str, Any]) -> Problem:
@@ -59,11 +56,10 @@ def refine(
     problem: Problem, pixels: np.ndarray, level_runs_it: bool
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The fit back-projected onto the low-resolution input (:mod:`deepprior.backprojection`)
-    if the quality level runs it at this scale and the ``back_project`` option (true, false or
-    None: the level's) agrees."""
+    if the quality level runs it and the ``back_project`` option (true, false or None: the
+    level's) agrees."""
     wanted = problem.options["back_project"]
-    by_level = level_runs_it and problem.options["scale"] in LEVEL_SCALES
-    if not (by_level if wanted is None else wanted):
+    if not (level_runs_it if wanted is None else wanted):
         return pixels, {"back_projection": False}
     low, operator = problem.picture.pixels, problem.operator
     projected = back_project(pixels, low, operator)
