@@ -146,6 +146,9 @@ def test_levels_end_with_back_projection_unless_told_not_to(photo, fast_sr_prese
     assert forced["refine"]["back_projection"]
     _, eight = deepprior.super_resolve(lr, 8, seed=0, device="cpu")  # its preset as it is
     assert eight["refine"]["back_projection"]
+    assert report["quality"]["contains"].startswith("32 channels")
+    assert eight["quality"]["contains"].startswith("the preset as it is")
+    assert eight["quality"]["contains"].endswith("back-projected onto the low-resolution input")
 
 
 def test_cli_sr_turns_back_projection_off(photo, run_cli, tmp_path, fast_sr_presets):

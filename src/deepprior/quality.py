@@ -42,6 +42,8 @@ class Quality:
     refine: bool = False
     # The presets whose width, lr and steps it changes (those it was measured on); None: all.
     applies_to: tuple[str, ...] | None = None
+    # What it contains on any other preset (None: ``contains``).
+    elsewhere: str | None = None
 
     def preset(self, preset: Preset) -> Preset:
         """``preset`` with this level's width, learning rate and steps (a preset it was not
@@ -60,6 +62,13 @@ class Quality:
             channels = options.get(key, getattr(defaults, key))
             options[key] = tuple(max(1, round(c * self.width)) for c in channels)
         return replace(preset, net_options=options)
+
+    def on(self, preset: Preset) -> Quality:
+        """This level as it runs ``preset``, saying so: on a preset it was not measured on,
+        that preset as it is, with the level's stopping, runs and pass."""
+        if self.elsewhere is None or self.applies_to is None or preset.name in self.applies_to:
+            return self
+        return replace(self, contains=self.elsewhere)
 
     def held_to_cap(self) -> Quality:
         """This level with no fit running past its cap: for a run that gives the steps or
@@ -135,7 +144,7 @@ def _levels(
     past = PAST_CAP if extend else ""
     early = f", stopping at {fast_noise_factor:g}·σ²" if fast_noise_factor != 1.0 else ""
     fast = f"32 channels, at most {fast_cap} steps (more on images over 256²){early}{then}"
-    best = f"32 channels{past}, {best_runs} runs on {best_runs} orientations averaged{then}"
+    averaged = f", {best_runs} runs on {best_runs} orientations averaged"
     return {
         "fast": Quality(
             "fast",
@@ -145,6 +154,7 @@ def _levels(
             noise_factor=fast_noise_factor,
             refine=refine,
             applies_to=presets,
+            elsewhere=f"{AS_PRESET}{early}{then}",
         ),
         "default": Quality(
             "default",
@@ -153,16 +163,18 @@ def _levels(
             extend=extend,
             refine=refine,
             applies_to=presets,
+            elsewhere=f"{AS_PRESET}{past}{then}",
         ),
         "best": Quality(
             "best",
-            best,
+            f"32 channels{past}{averaged}{then}",
             width=NARROW,
             extend=extend,
             runs=best_runs,
             ensemble=True,
             refine=refine,
             applies_to=presets,
+            elsewhere=f"{AS_PRESET}{past}{averaged}{then}",
         ),
         "paper": PAPER,
     }

@@ -172,6 +172,7 @@ def run(
         problem.reference = _reference(load_picture(job.inputs["reference"]), problem)
     quality = checked.quality
     preset = _preset(task, job, problem, quality)
+    quality = quality.on(preset)
     seed = secrets.randbelow(2**31) if job.seed is None else int(job.seed)
     runs = job.runs if job.runs is not None else quality.runs
     ensemble = job.ensemble if job.ensemble is not None else quality.ensemble
