@@ -38,7 +38,8 @@ class Quality:
     runs: int = 1
     ensemble: bool = False
     # Whether the run ends with the task's classical second pass over the averaged fit
-    # (denoising: BM3D's two steps, the second guided by the fit).
+    # (denoising: BM3D's two steps, the second guided by the fit; super-resolution:
+    # back-projection onto the input).
     refine: bool = False
     # The presets whose width, lr and steps it changes (those it was measured on); None: all.
     applies_to: tuple[str, ...] | None = None
@@ -190,7 +191,8 @@ def _levels(
 # same PSNR within 0.01 dB on the 64² and 128² CBM3D and held-out crops, 0.01-0.03 dB over the
 # default's one fit (README, session 25): best averages 4, at half the time of the 8 it had.
 # Super-resolution's fits end with back-projection onto their input (deepprior.backprojection):
-# +0.19 dB on 64² held-out crops and +0.08 at 128², for milliseconds (README, session 26).
+# +0.18 dB on 64² held-out crops, +0.13 at 128², +0.14 on Set5's 128² crops, in milliseconds
+# (README, session 26).
 QUALITIES: dict[str, dict[str, Quality]] = {
     "denoise": _levels(
         ("authors", "paper"), best_runs=4, then=WIENER_PASS, fast_noise_factor=FAST_NOISE_FACTOR
