@@ -57,6 +57,8 @@ def test_bad_scale_and_mismatched_reference_are_user_errors(photo, fast_sr_prese
         deepprior.super_resolve(lr, 5, device="cpu")
     with pytest.raises(UserError, match="reference"):
         deepprior.super_resolve(lr, 4, reference=photo(60), device="cpu")
+    with pytest.raises(UserError, match="back_project is true, false or None"):
+        deepprior.super_resolve(lr, 4, back_project="yes", device="cpu")  # type: ignore[arg-type]
 
 
 def test_alpha_is_upscaled_with_the_image(photo, fast_sr_presets):

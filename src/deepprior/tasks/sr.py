@@ -31,6 +31,11 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
         )
     if kernel not in KERNELS:
         raise UserError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+    if options["back_project"] is not None and not isinstance(options["back_project"], bool):
+        raise UserError(
+            "back_project is true, false or None (the quality level's), "
+            f"got {options['back_project']!r}"
+        )
     picture = load_picture(job.inputs["image"])
     reference = None
     if options["degrade"]:
