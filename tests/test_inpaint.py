@@ -188,3 +188,34 @@ def test_every_inpainting_preset_runs_its_real_network_on_a_small_image(photo, n
     assert restored.shape == clean.shape and np.isfinite(restored).all()
     assert report["steps_run"] == 1
     assert min(report["padded_size"]) >= 24
+
+
+def test_scattered_pixels_end_averaged_with_biharmonic_interpolation(photo, fast_inpaint_presets):
+    """The levels mix the fit with biharmonic interpolation where pixels are scattered, not
+    in a hole; the known pixels stay the input's; ``biharmonic`` turns it on or off."""
+    clean = photo(32)
+    known = masks.random_pixels(32, 32, 0.5, seed=1)
+    image = clean * known[:, :, None]
+    options = {"reference": clean, "seed": 0, "device": "cpu"}
+    mixed, report = deepprior.inpaint(image, known, **options)
+    section = report["refine"]
+    assert section["biharmonic"] and section["fit_share"] == 0.75
+    assert report["quality"]["contains"].endswith("where scattered pixels are missing")
+    fit, off = deepprior.inpaint(image, known, biharmonic=False, **options)
+    assert off["refine"] == {"biharmonic": False}
+    assert psnr(fit, clean) == pytest.approx(section["psnr_before"])
+    smooth = inpaint_biharmonic(image, known)
+    holes = ~known
+    expected = 0.75 * fit[holes] + 0.25 * smooth[holes]
+    assert np.allclose(mixed[holes], expected, atol=1e-5)
+    assert np.array_equal(mixed[known], clean[known])
+    _, paper = deepprior.inpaint(image, known, quality="paper", **options)
+    assert paper["refine"] == {"biharmonic": False}
+    hole = np.ones((32, 32), bool)
+    hole[8:24, 8:24] = False
+    _, holed = deepprior.inpaint(clean * hole[:, :, None], hole, **options)
+    assert holed["refine"]["biharmonic"] is False and "holes" in holed["refine"]["skipped"]
+    _, asked = deepprior.inpaint(clean * hole[:, :, None], hole, biharmonic=True, **options)
+    assert asked["refine"]["biharmonic"]
+    with pytest.raises(UserError, match="biharmonic is true, false or None"):
+        deepprior.inpaint(image, known, biharmonic="yes", device="cpu")  # type: ignore[arg-type]

@@ -108,15 +108,19 @@ def inpaint(
     *,
     reference: ArrayLike | None = None,
     keep_known: bool = True,
+    biharmonic: bool | None = None,
     **options: Any,
 ) -> tuple[ArrayLike, dict[str, Any]]:
-    """Fill the holes of an image; ``mask`` is H×W, non-zero (True) = known pixel."""
+    """Fill the holes of an image; ``mask`` is H×W, non-zero (True) = known pixel.
+    ``biharmonic``: end by averaging the fit with biharmonic interpolation (None: the quality
+    level's choice: on at ``fast``, ``default`` and ``best`` where scattered pixels are
+    missing, off at ``paper``)."""
     return run_arrays(
         "inpaint",
         image,
         reference=reference,
         inputs={"mask": mask},
-        task_options={"keep_known": keep_known},
+        task_options={"keep_known": keep_known, "biharmonic": biharmonic},
         **options,
     )
 

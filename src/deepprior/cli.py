@@ -501,6 +501,13 @@ def sr(
     show_default=True,
     help="Copy the known pixels of the input into the result.",
 )
+@click.option(
+    "--biharmonic/--no-biharmonic",
+    default=None,
+    help="End by averaging the result with biharmonic interpolation of the missing pixels; "
+    "default: on at --quality fast, default and best where scattered pixels are missing "
+    "(not for holes), off at paper.",
+)
 @fit_options
 def inpaint(
     input_path: str,
@@ -514,6 +521,7 @@ def inpaint(
     mask_seed: int,
     preset: str,
     keep_known: bool,
+    biharmonic: bool | None,
     **common: Any,
 ) -> int:
     """Fill the holes of INPUT: from a mask, a hole colour, its transparency, or a generator."""
@@ -526,6 +534,7 @@ def inpaint(
         "boxes": boxes,
         "mask_seed": mask_seed,
         "keep_known": keep_known,
+        "biharmonic": biharmonic,
     }
     return _submit(
         "inpaint",

@@ -125,6 +125,7 @@ FAST_NOISE_FACTOR = 1.1
 
 WIENER_PASS = ", then an empirical Wiener filter guided by it and BM3D's first step"
 BACK_PROJECTION = ", then back-projected onto the low-resolution input"
+BIHARMONIC = ", then averaged with biharmonic interpolation where scattered pixels are missing"
 
 
 def _levels(
@@ -192,13 +193,16 @@ def _levels(
 # default's one fit (README, session 25): best averages 4, at half the time of the 8 it had.
 # Super-resolution's fits end with back-projection onto their input (deepprior.backprojection):
 # +0.18 dB on 64² held-out crops, +0.13 at 128², +0.14 on Set5's 128² crops, in milliseconds
-# (README, session 26).
+# (README, session 26). Inpainting's, where scattered pixels are missing, end averaged with
+# biharmonic interpolation (deepprior.tasks.inpaint.FIT_SHARE; README, session 26).
 QUALITIES: dict[str, dict[str, Quality]] = {
     "denoise": _levels(
         ("authors", "paper"), best_runs=4, then=WIENER_PASS, fast_noise_factor=FAST_NOISE_FACTOR
     ),
     "sr": _levels(("x2", "x3", "x4"), best_runs=4, then=BACK_PROJECTION, extend=True),
-    "inpaint": _levels(("pixels",), best_runs=4, fast_cap=FAST_CAP_INPAINT, extend=True),
+    "inpaint": _levels(
+        ("pixels",), best_runs=4, then=BIHARMONIC, fast_cap=FAST_CAP_INPAINT, extend=True
+    ),
 }
 
 

@@ -87,6 +87,11 @@ def _given(job: Job, options: dict[str, Any], name: str) -> bool:
 
 
 def build(job: Job, options: dict[str, Any]) -> Problem:
+    if options["biharmonic"] is not None and not isinstance(options["biharmonic"], bool):
+        raise UserError(
+            "biharmonic is true, false or None (the quality level's), "
+            f"got {options['biharmonic']!r}"
+        )
     known, picture = known_pixels(job, options, load_picture(job.inputs["image"]))
     shape = masks.MaskShape.of(known)
     chosen = job.preset if isinstance(job.preset, str) else getattr(job.preset, "name", None)
@@ -111,6 +116,12 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
     )
 
 
+# Where the mask drops scattered pixels, the fit and biharmonic interpolation err differently:
+# their mean, the fit weighted 0.75, beat both on 64² and 128² held-out crops (+0.18 and +0.22
+# dB over the default's fit; an even mean lost 0.52 on one crop; README, session 26).
+FIT_SHARE = 0.75
+
+
 def _known(problem: Problem) -> np.ndarray:
     return problem.observed[0, 0].numpy().astype(bool)
 
@@ -120,6 +131,26 @@ def finish(problem: Problem, pixels: np.ndarray) -> Picture:
     if problem.options["keep_known"]:
         pixels = np.where(_known(problem)[:, :, None], problem.picture.pixels, pixels)
     return problem.picture.with_pixels(pixels)
+
+
+def refine(
+    problem: Problem, pixels: np.ndarray, level_runs_it: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The fit averaged with biharmonic interpolation (the fit weighted by FIT_SHARE) if the
+    quality level runs it and the ``biharmonic`` option (true, false or None: the level's)
+    agrees; by level only where the mask drops scattered pixels (its preset ``pixels``): a
+    large hole, biharmonic interpolation only blurs."""
+    wanted = problem.options["biharmonic"]
+    if not (level_runs_it if wanted is None else wanted):
+        return pixels, {"biharmonic": False}
+    if wanted is None and problem.preset != "pixels":
+        return pixels, {"biharmonic": False, "skipped": "the mask has holes, not scattered pixels"}
+    smooth = inpaint_biharmonic(problem.picture.pixels, _known(problem))
+    mixed = (FIT_SHARE * pixels + (1 - FIT_SHARE) * smooth).astype(np.float32)
+    section: dict[str, Any] = {"biharmonic": True, "fit_share": FIT_SHARE}
+    if problem.reference is not None:
+        section["psnr_before"] = psnr(finish(problem, pixels).pixels, problem.reference)
+    return mixed, section
 
 
 def metrics(problem: Problem, pixels: np.ndarray) -> dict[str, Any]:
@@ -146,11 +177,13 @@ INPAINT = Task(
         "boxes": None,
         "mask_seed": 0,
         "keep_known": True,
+        "biharmonic": None,
     },
     default_stop="validation",
     output_tag=lambda options: "inpainted",
     build=build,
     finish=finish,
     metrics=metrics,
+    refine=refine,
     inputs=("reference", "mask"),
 )
