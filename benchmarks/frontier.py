@@ -191,7 +191,8 @@ def fit(kind: str, sample: Sample, lever_name: str, args: argparse.Namespace) ->
         "steps_run": outcome.report.steps_run,
     }
     refine = (outcome.report.sections or {}).get("refine", {})
-    if refine.get("wiener") or refine.get("back_projection"):  # the fit's own, before the pass
+    if any(refine.get(name) for name in ("wiener", "back_projection", "biharmonic")):
+        # the fit's own PSNR, before the task's pass
         row["psnr_fit"] = score(kind, outcome.image, sample)
     if args.save_images is not None:  # for studying what follows the fit without refitting
         args.save_images.mkdir(parents=True, exist_ok=True)
