@@ -192,8 +192,11 @@ def fit(kind: str, sample: Sample, lever_name: str, args: argparse.Namespace) ->
     }
     refine = (outcome.report.sections or {}).get("refine", {})
     if any(refine.get(name) for name in ("wiener", "back_projection", "biharmonic")):
-        # the fit's own PSNR, before the task's pass
-        row["psnr_fit"] = score(kind, outcome.image, sample)
+        # the fit's own PSNR, before the task's pass (inpainting: with the known pixels kept)
+        fit = outcome.image
+        if sample.known is not None:
+            fit = np.where(sample.known[:, :, None], sample.degraded, fit)
+        row["psnr_fit"] = score(kind, fit, sample)
     if args.save_images is not None:  # for studying what follows the fit without refitting
         args.save_images.mkdir(parents=True, exist_ok=True)
         name = f"{sample.name.replace(':', '_')}-{lever_name.replace(' ', '_')}.npz"
