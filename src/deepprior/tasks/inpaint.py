@@ -117,8 +117,9 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
 
 
 # Where the mask drops scattered pixels, the fit and biharmonic interpolation err differently:
-# their mean, the fit weighted 0.75, beat both on 64² and 128² held-out crops (+0.18 and +0.22
-# dB over the default's fit; an even mean lost 0.52 on one crop; README, session 26).
+# their mean, the fit weighted 0.75, beat both on 64² and 128² held-out crops (+0.18 and +0.23
+# dB over the default's fit; +0.02 on Heide-11 crops; an even mean lost 0.52 on one crop;
+# README, session 26).
 FIT_SHARE = 0.75
 
 
