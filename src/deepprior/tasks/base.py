@@ -89,7 +89,8 @@ class Task:
             finished pixels.
         refine: a classical second pass over the averaged fit, before ``finish`` (denoising:
             an empirical Wiener filter guided by the fit and BM3D's first step;
-            super-resolution: back-projection onto the low-resolution input): (problem,
+            super-resolution: back-projection onto the low-resolution input; inpainting:
+            a mean with biharmonic interpolation): (problem,
             pixels, whether the quality level runs the pass) -> (pixels, the report's
             section); the task's own option may override the level.
         inputs: the input names the task reads besides ``image``.
@@ -122,6 +123,20 @@ class Task:
         if name not in self.presets:
             raise UserError(f"unknown preset {name!r}; choose one of {', '.join(self.presets)}")
         return self.presets[name]
+
+
+def check_pass_option(options: Mapping[str, Any], name: str) -> None:
+    """A task's option that turns its classical pass on or off is true, false or None (the
+    quality level's choice); anything else is a :class:`UserError`."""
+    value = options[name]
+    if value is not None and not isinstance(value, bool):
+        raise UserError(f"{name} is true, false or None (the quality level's), got {value!r}")
+
+
+def runs_pass(problem: Problem, name: str, level_runs_it: bool) -> bool:
+    """Whether the task's pass runs: the option ``name`` if given, else the quality level."""
+    wanted = problem.options[name]
+    return level_runs_it if wanted is None else bool(wanted)
 
 
 def load_picture(value: Any) -> Picture:

@@ -24,7 +24,7 @@ from ..wiener import (
     WIENER_MU2,
     refine_fit,
 )
-from .base import Problem, Task, load_picture
+from .base import Problem, Task, check_pass_option, load_picture, runs_pass
 
 
 def build(job: Job, options: dict[str, Any]) -> Problem:
@@ -34,10 +34,7 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
         isinstance(sigma, bool) or not isinstance(sigma, int | float) or not 0 < sigma < 256
     ):
         raise UserError(f"sigma is the noise level in 8-bit levels, in (0, 255]; got {sigma!r}")
-    if options["wiener"] is not None and not isinstance(options["wiener"], bool):
-        raise UserError(
-            f"wiener is true, false or None (the quality level's), got {options['wiener']!r}"
-        )
+    check_pass_option(options, "wiener")
     if sigma is not None and job.steps != "auto":
         raise UserError(
             "sigma tells the stopping rule where to stop, and a fixed step count has no rule: "
@@ -64,8 +61,7 @@ def refine(
     BM3D's first step (:func:`deepprior.wiener.refine_fit`), at the noise level the stopping
     rule uses (the given σ corrected for clipping, or the image's estimate), if the quality
     level runs it and the ``wiener`` option (true, false or None: the level's) agrees."""
-    wiener = problem.options["wiener"]
-    if not (level_runs_it if wiener is None else wiener):
+    if not runs_pass(problem, "wiener", level_runs_it):
         return pixels, {"wiener": False}
     noisy = problem.picture.pixels
     sigma, source = noise_sigma(noisy, problem.sigma)

@@ -17,7 +17,7 @@ from ..job import Job
 from ..metrics import psnr
 from ..operators import Mask
 from ..presets import INPAINT_PRESETS
-from .base import Problem, Task, load_picture
+from .base import Problem, Task, check_pass_option, load_picture, runs_pass
 
 # How the holes can be marked besides a mask input: option -> mask generator.
 GENERATED = ("drop", "text", "strokes", "boxes")
@@ -87,11 +87,7 @@ def _given(job: Job, options: dict[str, Any], name: str) -> bool:
 
 
 def build(job: Job, options: dict[str, Any]) -> Problem:
-    if options["biharmonic"] is not None and not isinstance(options["biharmonic"], bool):
-        raise UserError(
-            "biharmonic is true, false or None (the quality level's), "
-            f"got {options['biharmonic']!r}"
-        )
+    check_pass_option(options, "biharmonic")
     known, picture = known_pixels(job, options, load_picture(job.inputs["image"]))
     shape = masks.MaskShape.of(known)
     chosen = job.preset if isinstance(job.preset, str) else getattr(job.preset, "name", None)
@@ -141,10 +137,9 @@ def refine(
     quality level runs it and the ``biharmonic`` option (true, false or None: the level's)
     agrees; by level only where the mask drops scattered pixels (its preset ``pixels``): a
     large hole, biharmonic interpolation only blurs."""
-    wanted = problem.options["biharmonic"]
-    if not (level_runs_it if wanted is None else wanted):
+    if not runs_pass(problem, "biharmonic", level_runs_it):
         return pixels, {"biharmonic": False}
-    if wanted is None and problem.preset != "pixels":
+    if problem.options["biharmonic"] is None and problem.preset != "pixels":
         return pixels, {"biharmonic": False, "skipped": "the mask has holes, not scattered pixels"}
     smooth = inpaint_biharmonic(problem.picture.pixels, _known(problem))
     mixed = (FIT_SHARE * pixels + (1 - FIT_SHARE) * smooth).astype(np.float32)

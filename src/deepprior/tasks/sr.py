@@ -17,7 +17,7 @@ from ..job import Job
 from ..metrics import psnr_y
 from ..operators import KERNELS, Downsample
 from ..presets import SR_PRESETS
-from .base import Problem, Task, load_picture
+from .base import Problem, Task, check_pass_option, load_picture, runs_pass
 
 SCALES = (2, 3, 4, 8)
 
@@ -31,11 +31,7 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
         )
     if kernel not in KERNELS:
         raise UserError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
-    if options["back_project"] is not None and not isinstance(options["back_project"], bool):
-        raise UserError(
-            "back_project is true, false or None (the quality level's), "
-            f"got {options['back_project']!r}"
-        )
+    check_pass_option(options, "back_project")
     picture = load_picture(job.inputs["image"])
     reference = None
     if options["degrade"]:
@@ -63,8 +59,7 @@ def refine(
     """The fit back-projected onto the low-resolution input (:mod:`deepprior.backprojection`)
     if the quality level runs it and the ``back_project`` option (true, false or None: the
     level's) agrees."""
-    wanted = problem.options["back_project"]
-    if not (level_runs_it if wanted is None else wanted):
+    if not runs_pass(problem, "back_project", level_runs_it):
         return pixels, {"back_projection": False}
     low, operator = problem.picture.pixels, problem.operator
     projected = back_project(pixels, low, operator)
