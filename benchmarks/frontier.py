@@ -85,7 +85,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "width 32, patience 150": {**_widths(32), "patience": 150},
     "cap 1000": {"max_steps": 1000},
     "cap 3000": {"max_steps": 3000},
-    "fast, cap 1000": {"quality": "fast", "max_steps": 1000},
+    **{f"fast, cap {n}": {"quality": "fast", "max_steps": n} for n in (900, 1000, 1100)},
     **{
         f"width 32, cap {n}": {**_widths(32), "max_steps": n}
         for n in (300, 500, 600, 800, 1000, 1200)
