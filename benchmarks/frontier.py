@@ -102,6 +102,10 @@ LEVERS: dict[str, dict[str, Any]] = {
     "quality best": {"quality": "best"},
     **{f"fast, lr {lr}": {"quality": "fast", "overrides": {"lr": lr}} for lr in (0.02, 0.03)},
     **{
+        f"fast, input noise {n}": {"quality": "fast", "overrides": {"input_noise": n}}
+        for n in (0.0, 0.01)
+    },
+    **{
         f"fast, noise factor {f}": {"quality": "fast", "level": {"noise_factor": f}}
         for f in (1.0, 1.05, 1.1, 1.15)
     },
