@@ -103,7 +103,11 @@ LEVERS: dict[str, dict[str, Any]] = {
     **{f"fast, lr {lr}": {"quality": "fast", "overrides": {"lr": lr}} for lr in (0.02, 0.03)},
     **{
         f"fast, input noise {n}": {"quality": "fast", "overrides": {"input_noise": n}}
-        for n in (0.0, 0.01)
+        for n in (0.0, 0.01, 0.05)
+    },
+    "fast, lr 0.02, input noise 0.05": {
+        "quality": "fast",
+        "overrides": {"lr": 0.02, "input_noise": 0.05},
     },
     **{
         f"fast, noise factor {f}": {"quality": "fast", "level": {"noise_factor": f}}
