@@ -1,6 +1,7 @@
 """Seconds per step of the fitting loop against what this device can do.
 
     python benchmarks/speed.py --sizes 128 256 512 --engines reference fast fast-bf16
+    python benchmarks/speed.py --presets narrow --sizes 64 128 256 512 --engines fast fast-bf16
 
 For each preset network, size and engine: the median seconds per step after warm-up, the
 FLOPs of one step (forward + backward, counted with torch.utils.flop_counter), the achieved
@@ -33,7 +34,8 @@ from deepprior.engine import ENGINES as USER_ENGINES
 from deepprior.engine import FAST, REFERENCE, Engine, autocast, memory_format
 from deepprior.fitting import Backtracking, Callback, FitState, fit
 from deepprior.nets import build_net
-from deepprior.presets import DENOISE_PRESETS
+from deepprior.presets import DENOISE_PRESETS, Preset
+from deepprior.quality import get_quality
 
 # The engines a user can pick (deepprior.engine.ENGINES), plus variants measured against them.
 ENGINES: dict[str, Engine] = {
@@ -97,10 +99,22 @@ def attainable_gflops(engine: Engine, device: torch.device, size: int = 256) -> 
     return flops / statistics.median(times) / 1e9
 
 
+# Besides the denoising presets: "narrow", the authors' network at the quality levels' width
+# (32 channels where they have 128), which every level but paper runs.
+PRESETS = (*DENOISE_PRESETS, "narrow")
+
+
+def network_preset(name: str) -> Preset:
+    """A denoising preset by name, or "narrow" (see PRESETS)."""
+    if name == "narrow":
+        return get_quality("denoise", "default").preset(DENOISE_PRESETS["authors"])
+    return DENOISE_PRESETS[name]
+
+
 def step_flops(preset_name: str, size: int) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
-    preset = DENOISE_PRESETS[preset_name]
+    preset = network_preset(preset_name)
     net = build_net(preset.net, preset.code_channels, 3, **preset.net_options)
     z = torch.rand(1, preset.code_channels, size, size)
     with FlopCounterMode(display=False) as counter:
@@ -116,7 +130,7 @@ def measure_one(
     if engine_name in STRICT_FP32:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-    preset = DENOISE_PRESETS[preset_name]
+    preset = network_preset(preset_name)
     torch.manual_seed(0)
     net = build_net(preset.net, preset.code_channels, 3, **preset.net_options).to(device)
     z = (torch.rand(1, preset.code_channels, size, size) * 0.1).to(device)
@@ -171,7 +185,7 @@ def run_one(command: list[str], timeout: float | None) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--presets", nargs="+", default=["authors"])
+    parser.add_argument("--presets", nargs="+", default=["authors"], choices=PRESETS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument(
         "--engines", nargs="+", default=["reference", "fast", "fast-bf16"], choices=sorted(ENGINES)
