@@ -103,8 +103,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     **{f"fast, lr {lr}": {"quality": "fast", "overrides": {"lr": lr}} for lr in (0.02, 0.03)},
     **{
         f"fast, input noise {n}": {"quality": "fast", "overrides": {"input_noise": n}}
-        for n in (0.0, 0.01, 0.05)
+        for n in (0.0, 0.01, 0.04, 0.05, 0.07)
     },
+    **{f"input noise {n}": {"overrides": {"input_noise": n}} for n in (0.04, 0.05, 0.07)},
     "fast, lr 0.02, input noise 0.05": {
         "quality": "fast",
         "overrides": {"lr": 0.02, "input_noise": 0.05},
