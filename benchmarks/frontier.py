@@ -106,6 +106,7 @@ LEVERS: dict[str, dict[str, Any]] = {
         for n in (0.0, 0.01, 0.04, 0.05, 0.07)
     },
     **{f"input noise {n}": {"overrides": {"input_noise": n}} for n in (0.04, 0.05, 0.07)},
+    "input noise 0.04, patience 150": {"overrides": {"input_noise": 0.04}, "patience": 150},
     "fast, lr 0.02, input noise 0.05": {
         "quality": "fast",
         "overrides": {"lr": 0.02, "input_noise": 0.05},
