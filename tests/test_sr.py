@@ -14,6 +14,7 @@ from deepprior.errors import UserError
 from deepprior.io import Picture, read_image, write_image
 from deepprior.metrics import psnr
 from deepprior.operators import Downsample
+from deepprior.quality import SR_INPUT_NOISE
 
 
 @pytest.fixture
@@ -151,6 +152,25 @@ def test_levels_end_with_back_projection_unless_told_not_to(photo, fast_sr_prese
     assert report["quality"]["contains"].startswith("32 channels")
     assert eight["quality"]["contains"].startswith("the preset as it is")
     assert eight["quality"]["contains"].endswith("back-projected onto the low-resolution input")
+
+
+def test_levels_jitter_the_code_more_where_they_were_measured(photo, fast_sr_presets):
+    """×2–×4 at fast, default and best: input noise SR_INPUT_NOISE; paper, ×8 and a job's
+    own override keep theirs."""
+    lr = photo(16)
+    preset_noise = presets.SR_PRESETS["x4"].input_noise
+    assert preset_noise != SR_INPUT_NOISE
+    for level in ("fast", "default", "best"):
+        _, report = deepprior.super_resolve(lr, 4, seed=0, device="cpu", quality=level, runs=1)
+        assert report["settings"]["input_noise"] == SR_INPUT_NOISE
+        assert report["quality"]["input_noise"] == SR_INPUT_NOISE
+        assert f"input noise {SR_INPUT_NOISE:g}" in report["quality"]["contains"]
+    _, paper = deepprior.super_resolve(lr, 4, seed=0, device="cpu", quality="paper")
+    assert paper["settings"]["input_noise"] == preset_noise
+    _, eight = deepprior.super_resolve(lr, 8, seed=0, device="cpu")
+    assert eight["settings"]["input_noise"] == presets.SR_PRESETS["x8"].input_noise
+    _, own = deepprior.super_resolve(lr, 4, seed=0, device="cpu", overrides={"input_noise": 0.01})
+    assert own["settings"]["input_noise"] == 0.01
 
 
 def test_cli_sr_turns_back_projection_off(photo, run_cli, tmp_path, fast_sr_presets):
