@@ -118,7 +118,7 @@ FAST_CAP = 800
 # Inpainting's fits need more steps (the default's ran 1940-2000 on 128² held-out crops, seed
 # 0): 800 lost 0.8 dB to paper there. Since the biharmonic mean (session 26), 1000 steps are
 # 0.20 dB under paper on those crops and level with it on 64² crops (Heide-11 and held out) in
-# 0.24x its time there; 1200 took 0.31x that day (README, session 27).
+# 0.24x its time there; 1200 took 0.29-0.31x that day (README, session 27).
 FAST_CAP_INPAINT = 1000
 # Denoising's fast level stops when the data term falls to 1.1·σ² (Morozov's discrepancy
 # principle with a safety factor) instead of σ²: on 64² and 128² held-out crops (seed 0) that
