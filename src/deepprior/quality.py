@@ -1,9 +1,9 @@
 """Quality levels: one option (``--quality fast|default|best|paper``) that trades time for PSNR.
 
 A level changes the task's preset and how the job runs: the network's width, the learning
-rate, the stopping rule's patience, the number of runs averaged and the self-ensemble. It
-applies to whichever preset the task picks (an inpainting mask picks its own), so it is
-written as changes to a preset, not as a preset. A job's own ``runs``, ``ensemble``,
+rate, the code's jitter, the stopping rule's patience, the number of runs averaged and the
+self-ensemble. It applies to whichever preset the task picks (an inpainting mask picks its
+own), so it is written as changes to a preset, not as a preset. A job's own ``runs``, ``ensemble``,
 ``patience`` and ``overrides`` win over its level's. Each figure below is measured with
 ``benchmarks/frontier.py`` (see the README's quality section).
 """
@@ -48,8 +48,8 @@ class Quality:
     elsewhere: str | None = None
 
     def preset(self, preset: Preset) -> Preset:
-        """``preset`` with this level's width, learning rate and steps (a preset it was not
-        measured on is kept as it is)."""
+        """``preset`` with this level's width, learning rate, jitter and steps (a preset it was
+        not measured on is kept as it is)."""
         if self.applies_to is not None and preset.name not in self.applies_to:
             return preset
         if self.lr is not None:
