@@ -7,12 +7,12 @@ Each lever is a change to the default job (``--steps auto``): a narrower or shal
 another learning rate, no output averaging, a shorter patience of the stopping rule, several
 runs averaged, a self-ensemble (runs on turned and mirrored copies), or a quality level.
 Every lever fits every image from the same network seed (``--seed``, 0) with the degradation
-of ``deepprior reproduce`` (σ = 25 noise, Lanczos ×4, 50 % of pixels dropped, seeded), so a
-rerun gives the same figures; the table gives the mean PSNR (the task's measure) and the mean
-wall seconds of each, and marks the levers on the frontier (no other is both better and
-faster). ``--skimage NAME ...`` adds scikit-image's bundled photographs (held-out images);
-``--baselines`` the classical methods of ``deepprior reproduce`` (BM3D and non-local means
-told the true σ, bicubic, biharmonic).
+of ``deepprior reproduce`` (σ = 25 noise, Lanczos ×4 or ``--scale``'s factor with that
+factor's preset, 50 % of pixels dropped, seeded), so a rerun gives the same figures; the table
+gives the mean PSNR (the task's measure) and the mean wall seconds of each, and marks the
+levers on the frontier (no other is both better and faster). ``--skimage NAME ...`` adds
+scikit-image's bundled photographs (held-out images); ``--baselines`` the classical methods of
+``deepprior reproduce`` (BM3D and non-local means told the true σ, bicubic, biharmonic).
 """
 
 from __future__ import annotations
@@ -56,6 +56,12 @@ from deepprior.runner import run
 
 KINDS = ("denoise", "sr", "inpaint")
 PRESETS = {"denoise": "authors", "sr": "x4", "inpaint": "pixels"}
+SCALES = (2, 3, 4, 8)  # super-resolution's factors, each with its preset (x2 ... x8)
+
+
+def preset_name(kind: str, scale: int) -> str:
+    """The preset a task's levers change: super-resolution's is its factor's."""
+    return f"x{scale}" if kind == "sr" else PRESETS[kind]
 
 
 def _widths(channels: int, levels: int = 5) -> dict[str, Any]:
@@ -146,7 +152,10 @@ def load(args: argparse.Namespace) -> list[Sample]:
         if args.kind == "inpaint" and pixels.shape[2] == 3:
             pixels = pixels @ np.array([[0.299], [0.587], [0.114]], np.float32)
         pictures.append((f"skimage:{name}", pixels))
-    return [make_sample(args.kind, name, crop(pixels, args.crop), 0) for name, pixels in pictures]
+    return [
+        make_sample(args.kind, name, crop(pixels, args.crop), 0, scale=args.scale)
+        for name, pixels in pictures
+    ]
 
 
 @contextlib.contextmanager
@@ -162,30 +171,32 @@ def changed_level(kind: str, level: str, changes: dict[str, Any]) -> Iterator[No
         levels[level] = kept
 
 
-def _job_inputs(kind: str, sample: Sample) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The inputs and options of a job on ``sample``."""
+def _job_inputs(kind: str, sample: Sample, scale: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The inputs and options of a job on ``sample`` (super-resolution by ``scale``)."""
     inputs: dict[str, Any] = {"image": sample.degraded}
     if sample.known is not None:
         inputs["mask"] = sample.known
-    return inputs, ({"scale": SCALE} if kind == "sr" else {})
+    return inputs, ({"scale": scale} if kind == "sr" else {})
 
 
 def warm_up(kind: str, sample: Sample, args: argparse.Namespace) -> None:
     """A short untimed fit, so that the first lever timed does not pay the process's one-time
     costs (lazy imports, thread pools, the first kernels): about a second, which had made the
     first 64² fast fit half as long again as the others."""
-    inputs, options = _job_inputs(kind, sample)
+    inputs, options = _job_inputs(kind, sample, args.scale)
     settings = {"seed": args.seed, "device": args.device, "precision": args.precision}
-    run(Job(kind, inputs, options=options, preset=PRESETS[kind], max_steps=10, **settings))
+    preset = preset_name(kind, args.scale)
+    run(Job(kind, inputs, options=options, preset=preset, max_steps=10, **settings))
 
 
 def fit(kind: str, sample: Sample, lever_name: str, args: argparse.Namespace) -> dict[str, Any]:
     """One lever on one image: PSNR, wall seconds and steps."""
     lever = dict(LEVERS[lever_name])
-    inputs, options = _job_inputs(kind, sample)
+    inputs, options = _job_inputs(kind, sample, args.scale)
     options |= lever.pop("options", {})
     changes = lever.pop("level", {})
-    settings = {"preset": PRESETS[kind], "steps": "auto", "max_steps": args.max_steps, **lever}
+    preset = preset_name(kind, args.scale)
+    settings = {"preset": preset, "steps": "auto", "max_steps": args.max_steps, **lever}
     settings["seed"] = args.seed
     job = Job(
         kind, inputs, options=options, device=args.device, precision=args.precision, **settings
@@ -196,7 +207,7 @@ def fit(kind: str, sample: Sample, lever_name: str, args: argparse.Namespace) ->
         seconds = time.perf_counter() - started
     row = {
         "image": sample.name,
-        "psnr": score(kind, outcome.picture.pixels, sample),
+        "psnr": score(kind, outcome.picture.pixels, sample, args.scale),
         "seconds": seconds,
         "steps_run": outcome.report.steps_run,
     }
@@ -206,7 +217,7 @@ def fit(kind: str, sample: Sample, lever_name: str, args: argparse.Namespace) ->
         fit = outcome.image
         if sample.known is not None:
             fit = np.where(sample.known[:, :, None], sample.degraded, fit)
-        row["psnr_fit"] = score(kind, fit, sample)
+        row["psnr_fit"] = score(kind, fit, sample, args.scale)
     if args.save_images is not None:  # for studying what follows the fit without refitting
         args.save_images.mkdir(parents=True, exist_ok=True)
         name = f"{sample.name.replace(':', '_')}-{lever_name.replace(' ', '_')}.npz"
@@ -220,12 +231,12 @@ def fit(kind: str, sample: Sample, lever_name: str, args: argparse.Namespace) ->
     return row
 
 
-def baseline(kind: str, method: str, sample: Sample) -> dict[str, Any]:
+def baseline(kind: str, method: str, sample: Sample, scale: int) -> dict[str, Any]:
     """A classical method on one image (BM3D and NLM are told the true σ)."""
     started = time.perf_counter()
-    pixels = classical(kind, method, sample)
+    pixels = classical(kind, method, sample, scale)
     seconds = time.perf_counter() - started
-    psnr = score(kind, pixels, sample)
+    psnr = score(kind, pixels, sample, scale)
     return {"image": sample.name, "psnr": psnr, "seconds": seconds, "steps_run": 0}
 
 
@@ -289,6 +300,9 @@ def main() -> None:
     parser.add_argument("--images", nargs="*", help="file stems to use (default: all)")
     parser.add_argument("--skimage", nargs="*", default=[], help="scikit-image photographs too")
     parser.add_argument("--crop", type=int, default=64, help="centre crop side")
+    parser.add_argument(
+        "--scale", type=int, default=SCALE, choices=SCALES, help="super-resolution's factor"
+    )
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
     parser.add_argument("--max-steps", type=int, default=None, help="cap (default: preset's)")
     parser.add_argument("--seed", type=int, default=0, help="the networks' seed (every fit)")
@@ -383,7 +397,8 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
         "crop": args.crop,
         "images": [s.name for s in samples],
         "levers": {name: LEVERS[name] for name in args.levers},
-        "preset": PRESETS[args.kind],
+        "preset": preset_name(args.kind, args.scale),
+        "scale": args.scale if args.kind == "sr" else None,
         "max_steps": args.max_steps,
         "seed": args.seed,
         "precision": args.precision,
@@ -403,7 +418,11 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
     if args.baselines:
         for method in (m for m in methods(args.kind) if not m.startswith("dip")):
             results += [
-                {"lever": method, "baseline": True, **baseline(args.kind, method, sample)}
+                {
+                    "lever": method,
+                    "baseline": True,
+                    **baseline(args.kind, method, sample, args.scale),
+                }
                 for sample in samples
             ]
     save_json(args.json, info, settings, results)

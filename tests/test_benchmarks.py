@@ -329,6 +329,23 @@ def test_frontier_benchmark_marks_the_levers_that_pay(photo, tmp_path):
     assert "vs width 32" in merged and "runs 2" in merged and str(out) in merged
 
 
+def test_frontier_benchmark_measures_super_resolution_at_another_factor(photo, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_image(folder / "astronaut.png", Picture(photo(40)))
+    out, saved = tmp_path / "x2.json", tmp_path / "saved"
+    run_script(
+        str(BENCHMARKS / "frontier.py"),
+        *("sr", str(folder), "--crop", "32", "--scale", "2", "--max-steps", "4"),
+        *("--levers", "default", "--baselines", "--json", str(out), "--save-images", str(saved)),
+    )
+    data = json.loads(out.read_text())
+    assert data["settings"]["preset"] == "x2" and data["settings"]["scale"] == 2
+    images = np.load(saved / "astronaut-default.npz")
+    assert images["degraded"].shape == (16, 16, 3) and images["result"].shape == (32, 32, 3)
+    assert {r["lever"] for r in data["results"]} == {"default", "bicubic"}
+
+
 def test_the_frontier_keeps_only_undominated_levers():
     sys.path.insert(0, str(BENCHMARKS))
     from frontier import frontier

@@ -182,12 +182,13 @@ def crop(pixels: np.ndarray, side: int | None) -> np.ndarray:
     return pixels[top : top + side, left : left + side]
 
 
-def make_sample(kind: str, name: str, clean: np.ndarray, seed: int) -> Sample:
-    """The degraded input of a table's task, drawn from ``seed`` (the same on every run)."""
+def make_sample(kind: str, name: str, clean: np.ndarray, seed: int, scale: int = SCALE) -> Sample:
+    """The degraded input of a table's task, drawn from ``seed`` (the same on every run);
+    super-resolution's is ``scale`` times smaller."""
     if kind == "denoise":
         return Sample(name, clean, add_noise(clean, SIGMA, seed))
     if kind == "sr":
-        hr, lr = degrade_for_sr(clean, SCALE)
+        hr, lr = degrade_for_sr(clean, scale)
         return Sample(name, hr, lr)
     height, width = clean.shape[:2]
     known = random_pixels(height, width, DROP, seed)
@@ -320,22 +321,23 @@ def compute(kind: str, method: str, sample: Sample, cell: str, ctx: Context) -> 
     return figures
 
 
-def classical(kind: str, method: str, sample: Sample) -> np.ndarray:
+def classical(kind: str, method: str, sample: Sample, scale: int = SCALE) -> np.ndarray:
     if method == "nlm":
         return denoise_nlm(sample.degraded, SIGMA / 255)
     if method == "bm3d":
         return denoise_bm3d(sample.degraded, SIGMA / 255)
     if method == "bicubic":
-        return upscale(sample.degraded, SCALE, "bicubic")
+        return upscale(sample.degraded, scale, "bicubic")
     if method == "biharmonic" and sample.known is not None:
         return inpaint_biharmonic(sample.degraded, sample.known)
     raise ValueError(f"no method {method!r} for {kind}")
 
 
-def score(kind: str, pixels: np.ndarray, sample: Sample) -> float:
-    """The paper's measure: luma PSNR without a 4-pixel border for SR, plain PSNR otherwise."""
+def score(kind: str, pixels: np.ndarray, sample: Sample, scale: int = SCALE) -> float:
+    """The paper's measure: luma PSNR without a ``scale``-pixel border for SR (4 at ×4), plain
+    PSNR otherwise."""
     if kind == "sr":
-        return psnr_y(pixels, sample.clean, shave=SCALE)
+        return psnr_y(pixels, sample.clean, shave=scale)
     return psnr(pixels, sample.clean)
 
 
