@@ -16,7 +16,9 @@ measured against the shipped ones: the filter guided by its own output a second 
 step zeroing under 2.7σ (the BM3D paper's) instead of 3σ, μ² 0.4 (the ``bm3d`` package's) or
 0.7 instead of 0.5, the fit weighted 0.25 or 0.5 in the pilot instead of 0.4, a wider search
 (±19 pixels, BM3D's), groups of 16 blocks, reference blocks every 2 pixels, σ read 5 % high or
-low, and 20 % of the fit mixed into the output. ``--pilots`` asks whether a gap to BM3D lies in
+low, 20 % of the fit mixed into the output, and two averages of the pass run several times: on
+the image in its four quarter turns (turned back), and with the reference blocks' grid moved by
+0, 1 and 2 pixels down and across. ``--pilots`` asks whether a gap to BM3D lies in
 the filter or in its pilot, with the ``bm3d`` package (free for non-commercial use: a measuring
 instrument here, not a dependency) in the opponent colour space, σ as the run estimates it:
 BM3D's own Wiener step guided by the fit (a channel at a time: the package takes no colour
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_header, print_table, provenance, save_json
@@ -60,7 +63,7 @@ SETTINGS: dict[str, tuple[dict[str, float], float]] = {
     "sigma x1.05": ({}, 1.05),
     "sigma x0.95": ({}, 0.95),
 }
-VARIANTS = ("twice", *SETTINGS, "fit 20 %")
+VARIANTS = ("twice", *SETTINGS, "fit 20 %", "turned 4", "grids 3")
 PILOTS = (
     "bm3d step 2 on fit",
     "cbm3d step 1",
@@ -96,7 +99,29 @@ def variants(
         with changed(constants):
             row[name] = psnr(refine_fit(noisy, fit, sigma * factor), clean)
     row["fit 20 %"] = psnr(0.2 * fit + 0.8 * filtered, clean)
+
+    def turned(image: np.ndarray, k: int) -> np.ndarray:
+        return np.ascontiguousarray(np.rot90(image, k))
+
+    passes = [turned(refine_fit(turned(noisy, k), turned(fit, k), sigma), -k) for k in range(4)]
+    row["turned 4"] = psnr(np.mean(passes, axis=0), clean)
+    row["grids 3"] = psnr(np.mean([moved_grid(noisy, fit, sigma, o) for o in range(3)], 0), clean)
     return row
+
+
+def moved_grid(noisy: np.ndarray, fit: np.ndarray, sigma: float, offset: int) -> np.ndarray:
+    """The pass with its reference blocks at ``offset``, ``offset`` + STEP, ... (and the first and
+    last position, as always) down and across."""
+    shipped = wiener._grid
+
+    def grid(count: int, step: int) -> torch.Tensor:
+        return torch.tensor(sorted({0, *range(offset % step, count, step), count - 1}))
+
+    wiener._grid = grid
+    try:
+        return refine_fit(noisy, fit, sigma)
+    finally:
+        wiener._grid = shipped
 
 
 def pilots(clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, sigma: float) -> dict[str, float]:
