@@ -348,6 +348,33 @@ def test_frontier_benchmark_measures_super_resolution_at_another_factor(photo, t
     assert {r["lever"] for r in data["results"]} == {"default", "bicubic"}
 
 
+def test_pass_by_step_benchmark_filters_each_snapshot(photo, tmp_path):
+    from deepprior.synthetic import add_noise
+
+    clean = photo(48)
+    noisy = add_noise(clean, 25, 0)
+    paths = {name: tmp_path / name for name in ("clean.png", "noisy.png")}
+    write_image(paths["clean.png"], Picture(clean))
+    write_image(paths["noisy.png"], Picture(noisy))
+    # a fit that took in all the noise (step 20) and one that took in none of the image (step 4)
+    write_image(tmp_path / "out.step00020.png", Picture(noisy))
+    write_image(tmp_path / "out.step00004.png", Picture(np.full_like(clean, clean.mean())))
+    out = tmp_path / "by_step.json"
+    run_script(
+        str(BENCHMARKS / "pass_by_step.py"),
+        *(str(paths["noisy.png"]), str(paths["clean.png"])),
+        *(str(tmp_path / "out.step00020.png"), str(tmp_path / "out.step00004.png")),
+        *("--json", str(out)),
+    )
+    rows = json.loads(out.read_text())["results"]
+    assert [r["step"] for r in rows] == [4, 20]
+    assert rows[1]["pass"] > rows[1]["fit"] + 3  # the pass denoises even a fit of the noise
+    script = str(BENCHMARKS / "pass_by_step.py")
+    given = [str(paths["noisy.png"]), str(paths["clean.png"]), str(paths["clean.png"])]
+    done = subprocess.run([sys.executable, script, *given], capture_output=True, text=True)
+    assert done.returncode != 0 and "not a snapshot" in done.stderr
+
+
 def test_the_frontier_keeps_only_undominated_levers():
     sys.path.insert(0, str(BENCHMARKS))
     from frontier import frontier
