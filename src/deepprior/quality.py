@@ -131,7 +131,9 @@ FAST_NOISE_FACTOR = 1.1
 # has 0.03: fast +0.48 dB and the default +0.34 on 64² crops of Set5 / astronaut, +0.24 and
 # +0.12 on 64² held-out crops, +0.12 and +0.06 at 128², +0.19 and +0.05 on five new 64²
 # crops, the default +0.43 on Set5's 128² crops (README, session 27); 0.05 made the default's
-# butterfly fit unstable.
+# butterfly fit unstable. Measured on ×4 and applied at ×2 and ×3 too: there, on 128² crops,
+# fast is +0.14 dB (×2) and -0.05 (×3) against paper in 0.15-0.16x its time, the default +0.55
+# and +0.06 in 0.50x and 0.47x (README, session 28).
 SR_INPUT_NOISE = 0.04
 
 
