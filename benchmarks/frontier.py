@@ -328,6 +328,8 @@ def main() -> None:
         help="folder for each fit's images (clean, degraded, fit, result) as .npz",
     )
     args = parser.parse_args()
+    if args.scale != SCALE and args.kind != "sr":
+        parser.error(f"--scale is super-resolution's factor; {args.kind} has none")
 
     if args.merge:
         results = merged(args.merge)

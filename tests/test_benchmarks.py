@@ -346,6 +346,10 @@ def test_frontier_benchmark_measures_super_resolution_at_another_factor(photo, t
     images = np.load(saved / "astronaut-default.npz")
     assert images["degraded"].shape == (16, 16, 3) and images["result"].shape == (32, 32, 3)
     assert {r["lever"] for r in data["results"]} == {"default", "bicubic"}
+    script = str(BENCHMARKS / "frontier.py")
+    refused = [sys.executable, script, "denoise", str(folder), "--scale", "2"]
+    done = subprocess.run(refused, capture_output=True, text=True)
+    assert done.returncode == 2 and "--scale is super-resolution's factor" in done.stderr
 
 
 def test_pass_by_step_benchmark_filters_each_snapshot(photo, tmp_path):
