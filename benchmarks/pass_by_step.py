@@ -7,8 +7,10 @@
 Each snapshot (``--save-every``) is the run's averaged output at that step, before the pass.
 For each, this prints the PSNR of the fit and of the pass a run would end with (BM3D's first
 step and the Wiener filter guided by the mean of it and the fit, at the noise level estimated
-from the noisy image, as a run does) and the pass's seconds: where the result stops gaining,
-the rest of the fit is time the pass does not repay.
+from the noisy image, as a run does), the pass's seconds, and how far its result moved since
+the previous snapshot's (root mean square, in units of σ): where the result stops gaining,
+the rest of the fit is time the pass does not repay. The first step does not depend on the
+fit, so it runs once.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 from common import print_header, print_table, provenance, save_json
 
 from deepprior.io import read_image
 from deepprior.metrics import psnr
 from deepprior.stopping import estimate_noise_sigma
-from deepprior.wiener import refine_fit
+from deepprior.wiener import FIT_SHARE, empirical_wiener, hard_threshold
 
 
 def step_of(path: Path) -> int:
@@ -34,6 +37,10 @@ def step_of(path: Path) -> int:
     if found is None:
         sys.exit(f"{path} is not a snapshot of --save-every (NAME.stepNNNNN.EXT)")
     return int(found.group(1))
+
+
+def _four(value: float | int | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def main() -> None:
@@ -48,24 +55,34 @@ def main() -> None:
     info = provenance("cpu")
     settings = {"noisy": str(args.noisy), "clean": str(args.clean), "sigma_255": sigma * 255}
     print_header(info, settings)
-    rows = []
+    started = time.perf_counter()
+    first = hard_threshold(noisy, sigma)
+    settings["first_step_seconds"] = time.perf_counter() - started
+    rows: list[dict[str, float | int | None]] = []
+    previous: np.ndarray | None = None
     for path in sorted(args.snapshots, key=step_of):
         fit = read_image(path).pixels
         started = time.perf_counter()
-        result = refine_fit(noisy, fit, sigma)
+        result = empirical_wiener(noisy, FIT_SHARE * fit + (1 - FIT_SHARE) * first, sigma)
         seconds = time.perf_counter() - started
+        moved = None if previous is None else float(np.sqrt(np.mean((result - previous) ** 2)))
+        previous = result
         rows.append(
             {
                 "step": step_of(path),
                 "fit": psnr(fit, clean),
                 "pass": psnr(result, clean),
                 "pass_seconds": seconds,
+                "moved_sigma": None if moved is None else moved / sigma,
             }
         )
         print(f"step {rows[-1]['step']}: fit {rows[-1]['fit']:.2f} dB, pass {rows[-1]['pass']:.2f}")
     print_table(
-        ["step", "fit PSNR", "after the pass", "pass s"],
-        [[r["step"], r["fit"], r["pass"], r["pass_seconds"]] for r in rows],
+        ["step", "fit PSNR", "after the pass", "Wiener s", "moved (σ)"],
+        [
+            [r["step"], r["fit"], r["pass"], r["pass_seconds"], _four(r["moved_sigma"])]
+            for r in rows
+        ],
     )
     save_json(args.json, info, settings, rows)
 

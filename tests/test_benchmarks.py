@@ -373,6 +373,17 @@ def test_pass_by_step_benchmark_filters_each_snapshot(photo, tmp_path):
     rows = json.loads(out.read_text())["results"]
     assert [r["step"] for r in rows] == [4, 20]
     assert rows[1]["pass"] > rows[1]["fit"] + 3  # the pass denoises even a fit of the noise
+    # the first step, run once, gives what a run's own pass gives
+    from deepprior.metrics import psnr
+    from deepprior.stopping import estimate_noise_sigma
+    from deepprior.wiener import refine_fit
+
+    read = {name: read_image(path).pixels for name, path in paths.items()}
+    sigma = estimate_noise_sigma(read["noisy.png"])
+    fit = read_image(tmp_path / "out.step00020.png").pixels
+    alone = psnr(refine_fit(read["noisy.png"], fit, sigma), read["clean.png"])
+    assert rows[1]["pass"] == pytest.approx(alone, abs=1e-6)
+    assert rows[0]["moved_sigma"] is None and rows[1]["moved_sigma"] > 0.05
     script = str(BENCHMARKS / "pass_by_step.py")
     given = [str(paths["noisy.png"]), str(paths["clean.png"]), str(paths["clean.png"])]
     done = subprocess.run([sys.executable, script, *given], capture_output=True, text=True)
