@@ -121,7 +121,7 @@ LEVERS: dict[str, dict[str, Any]] = {
         f"fast, noise factor {f}": {"quality": "fast", "level": {"noise_factor": f}}
         for f in (1.0, 1.05, 1.1, 1.15)
     },
-    **{f"default, noise factor {f}": {"level": {"noise_factor": f}} for f in (0.9, 0.95)},
+    **{f"default, noise factor {f}": {"level": {"noise_factor": f}} for f in (0.9, 0.95, 1.05)},
     "best, noise factor 0.9": {"quality": "best", "level": {"noise_factor": 0.9}},
     **{f"best {n} runs": {"quality": "best", "level": {"runs": n}} for n in (2, 4)},
     **{
