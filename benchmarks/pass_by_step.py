@@ -21,8 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_header, print_table, provenance, save_json
 
 from deepprior.io import read_image
