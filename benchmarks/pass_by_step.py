@@ -29,7 +29,7 @@ from common import print_header, print_table, provenance, save_json
 from deepprior.io import read_image
 from deepprior.metrics import psnr
 from deepprior.stopping import estimate_noise_sigma
-from deepprior.wiener import FIT_SHARE, empirical_wiener, hard_threshold
+from deepprior.wiener import hard_threshold, refine_fit
 
 
 def step_of(path: Path) -> int:
@@ -64,7 +64,7 @@ def main() -> None:
     for path in sorted(args.snapshots, key=step_of):
         fit = read_image(path).pixels
         started = time.perf_counter()
-        result = empirical_wiener(noisy, FIT_SHARE * fit + (1 - FIT_SHARE) * first, sigma)
+        result = refine_fit(noisy, fit, sigma, first=first)
         seconds = time.perf_counter() - started
         moved = None if previous is None else float(np.sqrt(np.mean((result - previous) ** 2)))
         previous = result

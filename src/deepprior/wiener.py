@@ -337,9 +337,13 @@ def empirical_wiener(
         return _to_image(_collaborate(planes, guide, groups, float(sigma), _wiener_gains))
 
 
-def refine_fit(noisy: np.ndarray, fit: np.ndarray, sigma: float) -> np.ndarray:
+def refine_fit(
+    noisy: np.ndarray, fit: np.ndarray, sigma: float, first: np.ndarray | None = None
+) -> np.ndarray:
     """The Wiener step guided by the mean of ``fit`` and the hard-thresholding step, the fit
-    weighted by FIT_SHARE."""
-    first = hard_threshold(noisy, sigma)
+    weighted by FIT_SHARE; ``first``: that step's result when already computed (it does not
+    depend on the fit)."""
+    if first is None:
+        first = hard_threshold(noisy, sigma)
     pilot = FIT_SHARE * fit.astype(np.float32) + (1 - FIT_SHARE) * first
     return empirical_wiener(noisy, pilot, sigma)
