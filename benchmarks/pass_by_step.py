@@ -7,10 +7,10 @@
 Each snapshot (``--save-every``) is the run's averaged output at that step, before the pass.
 For each, this prints the PSNR of the fit and of the pass a run would end with (BM3D's first
 step and the Wiener filter guided by the mean of it and the fit, at the noise level estimated
-from the noisy image, as a run does), the pass's seconds, and how far its result moved since
-the previous snapshot's (root mean square, in units of σ): where the result stops gaining,
-the rest of the fit is time the pass does not repay. The first step does not depend on the
-fit, so it runs once.
+from the noisy image, as a run does), the Wiener step's seconds (``pass_seconds``), and how
+far its result moved since the previous snapshot's (root mean square, in units of σ): where
+the result stops gaining, the rest of the fit is time the pass does not repay. The first step
+does not depend on the fit, so it runs once (its seconds: ``first_step_seconds``).
 """
 
 from __future__ import annotations
