@@ -132,6 +132,8 @@ LEVERS: dict[str, dict[str, Any]] = {
         for f in (0.8, 0.9, 1.1)
     },
     "default, hard cap": {"level": {"extend": False}},
+    "default, early pilot 1.05": {"level": {"early_pilot": 1.05}},
+    "best, early pilot 1.05": {"quality": "best", "level": {"early_pilot": 1.05}},
     "width 32, cosine lr": {
         **_widths(32),
         "overrides": {**_widths(32)["overrides"], "lr_schedule": "cosine"},

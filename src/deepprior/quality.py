@@ -36,6 +36,10 @@ class Quality:
     # The noise-level rule (denoising's) stops when the data term falls to this many times σ²:
     # above 1, earlier, with more of the fit's work left to the second pass.
     noise_factor: float = 1.0
+    # With a pass: the noise-level rule also keeps the iterate where the data term first fell
+    # to this many times σ², the pass refines both it and the final one, and their results
+    # are averaged (None: the final iterate alone).
+    early_pilot: float | None = None
     runs: int = 1
     ensemble: bool = False
     # Whether the run ends with the task's classical second pass over the averaged fit
@@ -91,6 +95,7 @@ class Quality:
             "extend": self.extend,
             "patience": self.patience,
             "noise_factor": self.noise_factor,
+            "early_pilot": self.early_pilot,
             "runs": self.runs,
             "ensemble": self.ensemble,
             "refine": self.refine,

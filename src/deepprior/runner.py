@@ -42,7 +42,14 @@ from .orientation import ORIENTATIONS, orient, oriented_size
 from .presets import Preset
 from .quality import Quality, get_quality
 from .report import Report, versions
-from .stopping import STOP_RULES, Stopping, StoppingRule, parse_steps, plan_steps
+from .stopping import (
+    STOP_RULES,
+    NoiseLevelRule,
+    Stopping,
+    StoppingRule,
+    parse_steps,
+    plan_steps,
+)
 from .tasks import Problem, Task, get_task, load_picture
 
 
@@ -100,6 +107,7 @@ class _Fit:
     stuck_at: int | None = None
     time_limit_at: int | None = None  # the step at which the time limit ended the fit
     restarts: list[dict[str, Any]] = field(default_factory=list)
+    early_image: np.ndarray | None = None  # the noise-level rule's early iterate (H×W×C)
 
 
 @dataclass(frozen=True)
@@ -196,7 +204,12 @@ def run(
     if stopping is None or stopping.soft_cap is None:  # the report says only what runs
         quality = quality.held_to_cap()
     if stopping is not None:
-        stopping = replace(stopping, factor=quality.noise_factor, watch_only=watch_only)
+        stopping = replace(
+            stopping,
+            factor=quality.noise_factor,
+            early_factor=quality.early_pilot,
+            watch_only=watch_only,
+        )
     if save_every and save is not None:
         keep = save
 
@@ -220,7 +233,9 @@ def run(
     image = np.mean([f.image for f in finished], axis=0).astype(np.float32)
     refined, refine_section = image, None
     if task.refine is not None and any(f.result.steps_run for f in fits):
-        refined, refine_section = task.refine(problem, image, quality.refine)
+        early = _early_iterate(finished)
+        pilots = [image] if early is None else [early, image]
+        refined, refine_section = task.refine(problem, pilots, quality.refine)
     picture = task.finish(problem, refined)
     last = fits[-1]
     report = Report(
@@ -274,6 +289,15 @@ def run(
         metrics.update(task.metrics(problem, picture.pixels))
         report.metrics = metrics or None
     return Outcome(picture, image, report, last.result, last.history, last.rule)
+
+
+def _early_iterate(fits: list[_Fit]) -> np.ndarray | None:
+    """The mean of the fits' early iterates (see ``Quality.early_pilot``), when every fit kept
+    one before the iterate it ended with; else None."""
+    early = [f.early_image for f in fits if f.early_image is not None]
+    if not early or len(early) < len(fits):
+        return None
+    return np.stack(early).mean(axis=0, dtype=np.float32)
 
 
 def _quality(pixels: np.ndarray, reference: np.ndarray | None) -> dict[str, Any]:
@@ -471,4 +495,23 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
     fired = backtracking.guard_fired if backtracking is not None else 0
     stuck_at = backtracking.stuck_at if backtracking is not None else None
     reached = limit.reached_at if limit is not None else None
-    return _Fit(image, result, history, rule, fields, fired, stuck_at, time_limit_at=reached)
+    early = None
+    if (
+        isinstance(rule, NoiseLevelRule)
+        and rule.early_image is not None
+        and result.selected_step is not None
+        and rule.early_step is not None
+        and rule.early_step < result.selected_step
+    ):
+        early = to_numpy(rule.early_image)
+    return _Fit(
+        image,
+        result,
+        history,
+        rule,
+        fields,
+        fired,
+        stuck_at,
+        time_limit_at=reached,
+        early_image=early,
+    )

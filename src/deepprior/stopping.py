@@ -150,7 +150,9 @@ class NoiseLevelRule(StoppingRule):
     """Stop once the data term, smoothed over checks, falls to ``factor``·σ² (σ in [0, 1] units).
 
     The kept iterate is the one at that moment; while the data term stays above σ², the score
-    is how far above it is, so an interrupted or capped fit keeps the closest iterate.
+    is how far above it is, so an interrupted or capped fit keeps the closest iterate. With
+    ``early_factor``, the iterate where the data term first fell to that many times σ² is
+    kept as well (``early_image``, ``early_step``), for a pass that refines both.
     """
 
     name = "noise-level"
@@ -162,21 +164,39 @@ class NoiseLevelRule(StoppingRule):
         smoothing: float = 0.5,
         every: int = 10,
         stop: bool = True,
+        early_factor: float | None = None,
     ):
         if sigma <= 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
+        if early_factor is not None and early_factor <= factor:
+            raise ValueError(f"early_factor must exceed factor ({factor}), got {early_factor}")
         super().__init__(every, stop)
         self.target = factor * sigma**2
+        self.early_target = None if early_factor is None else early_factor * sigma**2
         self.smoothing = smoothing
         self._loss: float | None = None
+        self.early_image: Tensor | None = None
+        self.early_step: int | None = None
 
     def on_start(self, state: FitState) -> None:
         super().on_start(state)
         self._loss = None
+        self.early_image, self.early_step = None, None
 
     def score(self, state: FitState) -> float | None:
         self._loss = _smooth(self._loss, float(state.loss), self.smoothing)
+        early = self.early_target
+        if early is not None and self.early_step is None and self._loss <= early:
+            self.early_step = state.step + 1
+            current = state.average if state.average is not None else state.output
+            self.early_image = current.detach().clone()
         return max(self._loss - self.target, 0.0)
+
+    def summary(self) -> dict[str, Any]:
+        out = super().summary()
+        if self.early_target is not None:
+            out["early_step"] = self.early_step
+        return out
 
     def fired(self, state: FitState) -> bool:
         return self._loss is not None and self._loss <= self.target
@@ -382,6 +402,7 @@ class Stopping:
     holdout_share: float = 0.0
     watch_only: bool = False
     factor: float = 1.0  # the noise-level rule stops at this many times σ²
+    early_factor: float | None = None  # ... and keeps the iterate at this many times σ² too
     soft_cap: int | None = None
     min_gain: float = 0.0
 
@@ -392,7 +413,9 @@ class Stopping:
             return VarianceRule(patience=self.patience, stop=stop)
         if self.rule_name == "noise-level":
             assert self.sigma is not None
-            return NoiseLevelRule(self.sigma, factor=self.factor, stop=stop)
+            return NoiseLevelRule(
+                self.sigma, factor=self.factor, stop=stop, early_factor=self.early_factor
+            )
         assert self.holdout is not None
         holdout = self.holdout.to(y.device)
         return ValidationRule(
@@ -411,6 +434,8 @@ class Stopping:
             out.update(sigma_255=round(self.sigma * 255, 3), sigma_source=self.sigma_source)
         if self.rule_name == "noise-level":
             out["factor"] = self.factor
+            if self.early_factor is not None:
+                out["early_factor"] = self.early_factor
         if self.holdout is not None:
             out["holdout_share"] = self.holdout_share
         if self.soft_cap is not None:

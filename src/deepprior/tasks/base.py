@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,9 +90,10 @@ class Task:
         refine: a classical second pass over the averaged fit, before ``finish`` (denoising:
             an empirical Wiener filter guided by the fit and BM3D's first step;
             super-resolution: back-projection onto the low-resolution input; inpainting:
-            a mean with biharmonic interpolation): (problem,
-            pixels, whether the quality level runs the pass) -> (pixels, the report's
-            section); the task's own option may override the level.
+            a mean with biharmonic interpolation): (problem, the averaged fit's iterates,
+            the final one last (denoising's default and best keep an earlier one too),
+            whether the quality level runs the pass) -> (pixels, the report's section); the
+            task's own option may override the level.
         inputs: the input names the task reads besides ``image``.
         needs_image: False for a task that makes an image from nothing (activation
             maximisation).
@@ -107,7 +108,9 @@ class Task:
     build: Callable[[Job, dict[str, Any]], Problem]
     finish: Callable[[Problem, np.ndarray], Picture] = _keep
     metrics: Callable[[Problem, np.ndarray], dict[str, Any]] = _no_metrics
-    refine: Callable[[Problem, np.ndarray, bool], tuple[np.ndarray, dict[str, Any]]] | None = None
+    refine: (
+        Callable[[Problem, Sequence[np.ndarray], bool], tuple[np.ndarray, dict[str, Any]]] | None
+    ) = None
     inputs: tuple[str, ...] = ("reference",)
     needs_image: bool = True
 

@@ -3,6 +3,7 @@ classical steps, the second guided by the fit and the first, refine it (``wiener
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..wiener import (
     HARD_LAMBDA,
     PATCH,
     WIENER_MU2,
+    hard_threshold,
     refine_fit,
 )
 from .base import Problem, Task, check_pass_option, load_picture, runs_pass
@@ -55,12 +57,15 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
 
 
 def refine(
-    problem: Problem, pixels: np.ndarray, level_runs_it: bool
+    problem: Problem, pilots: Sequence[np.ndarray], level_runs_it: bool
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The empirical Wiener filter of the noisy image guided by a weighted mean of the fit and
     BM3D's first step (:func:`deepprior.wiener.refine_fit`), at the noise level the stopping
     rule uses (the given σ corrected for clipping, or the image's estimate), if the quality
-    level runs it and the ``wiener`` option (true, false or None: the level's) agrees."""
+    level runs it and the ``wiener`` option (true, false or None: the level's) agrees.
+    ``pilots`` are the fit's iterates, the final one last: each guides a filter, and the
+    filtered images are averaged (without the filter, the final iterate is the result)."""
+    pixels = pilots[-1]
     if not runs_pass(problem, "wiener", level_runs_it):
         return pixels, {"wiener": False}
     noisy = problem.picture.pixels
@@ -74,8 +79,12 @@ def refine(
     section["sigma_source"] = source
     if not np.isfinite(sigma) or sigma < MIN_SIGMA:
         return pixels, section | {"wiener": False, "skipped": "no noise measured in the image"}
-    filtered = refine_fit(noisy, pixels, sigma)
+    first = hard_threshold(noisy, sigma)
+    filtered = np.stack([refine_fit(noisy, pilot, sigma, first) for pilot in pilots]).mean(
+        axis=0, dtype=np.float32
+    )
     section["sigma_255"] = round(sigma * 255, 3)
+    section["fit_iterates"] = len(pilots)  # the filters averaged, one per iterate
     if problem.reference is not None:
         section["psnr_before"] = psnr(pixels, problem.reference)
     return filtered, section

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -131,18 +132,21 @@ def finish(problem: Problem, pixels: np.ndarray) -> Picture:
 
 
 def refine(
-    problem: Problem, pixels: np.ndarray, level_runs_it: bool
+    problem: Problem, pilots: Sequence[np.ndarray], level_runs_it: bool
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The fit averaged with biharmonic interpolation (the fit weighted by FIT_SHARE) if the
     quality level runs it and the ``biharmonic`` option (true, false or None: the level's)
     agrees; by level only where the mask drops scattered pixels (its preset ``pixels``): a
-    large hole, biharmonic interpolation only blurs."""
+    large hole, biharmonic interpolation only blurs. With several iterates (``pilots``, the
+    final one last), the fit is their mean (without the pass, the final iterate)."""
+    pixels = pilots[-1]
     if not runs_pass(problem, "biharmonic", level_runs_it):
         return pixels, {"biharmonic": False}
     if problem.options["biharmonic"] is None and problem.preset != "pixels":
         return pixels, {"biharmonic": False, "skipped": "the mask has holes, not scattered pixels"}
     smooth = inpaint_biharmonic(problem.picture.pixels, _known(problem))
-    mixed = (FIT_SHARE * pixels + (1 - FIT_SHARE) * smooth).astype(np.float32)
+    fit = np.mean(pilots, axis=0, dtype=np.float32)
+    mixed = (FIT_SHARE * fit + (1 - FIT_SHARE) * smooth).astype(np.float32)
     section: dict[str, Any] = {"biharmonic": True, "fit_share": FIT_SHARE}
     if problem.reference is not None:
         section["psnr_before"] = psnr(finish(problem, pixels).pixels, problem.reference)

@@ -3,6 +3,7 @@ onto the input ends the run (``back_project`` chooses)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -54,15 +55,19 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
 
 
 def refine(
-    problem: Problem, pixels: np.ndarray, level_runs_it: bool
+    problem: Problem, pilots: Sequence[np.ndarray], level_runs_it: bool
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The fit back-projected onto the low-resolution input (:mod:`deepprior.backprojection`)
     if the quality level runs it and the ``back_project`` option (true, false or None: the
-    level's) agrees."""
+    level's) agrees; with several iterates (``pilots``, the final one last), the mean of
+    their projections (without the pass, the final iterate)."""
+    pixels = pilots[-1]
     if not runs_pass(problem, "back_project", level_runs_it):
         return pixels, {"back_projection": False}
     low, operator = problem.picture.pixels, problem.operator
-    projected = back_project(pixels, low, operator)
+    projected = np.stack([back_project(pilot, low, operator) for pilot in pilots]).mean(
+        axis=0, dtype=np.float32
+    )
     section: dict[str, Any] = {
         "back_projection": True,
         "iterations": ITERATIONS,
