@@ -1,5 +1,6 @@
 """Stopping rules: when they fire, what they keep, and --steps auto end to end."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -56,6 +57,42 @@ def test_noise_level_rule_fires_at_sigma_squared_and_keeps_that_iterate():
     assert rule.fired_at == first_below + 1 and state.stop
     assert state.selected is not None and float(state.selected.mean()) == first_below
     assert state.stopped_by == "noise-level" and state.selected_step == first_below + 1
+
+
+def test_noise_level_rule_keeps_the_iterate_where_the_data_term_first_fell_to_the_early_level():
+    sigma = 0.1
+    losses = [0.05 * 0.9**k for k in range(60)]
+    outputs = [torch.full((1, 1, 4, 4), float(k)) for k in range(60)]
+    rule = NoiseLevelRule(sigma, smoothing=0.0, every=1, early_factor=1.5)
+    state = drive(rule, outputs, losses)
+    early = next(k for k, value in enumerate(losses) if value <= 1.5 * sigma**2)
+    final = next(k for k, value in enumerate(losses) if value <= sigma**2)
+    assert early < final and rule.early_step == early + 1 and state.selected_step == final + 1
+    assert rule.early_image is not None and float(rule.early_image.mean()) == early
+    assert rule.summary()["early_step"] == early + 1
+    with pytest.raises(ValueError, match="early_factor"):
+        NoiseLevelRule(sigma, factor=1.1, early_factor=1.05)
+
+
+def test_noise_level_rule_stops_once_the_data_term_stalls_above_sigma_squared():
+    sigma = 0.1
+    # The data term creeps towards 1.05·σ² and never reaches σ².
+    losses = [sigma**2 * (1.05 + math.exp(-k / 20)) for k in range(300)]
+    outputs = [torch.full((1, 1, 4, 4), float(k)) for k in range(300)]
+    plain = NoiseLevelRule(sigma, smoothing=0.0, every=1)
+    assert not drive(plain, outputs, losses).stop and plain.fired_at is None
+    rule = NoiseLevelRule(sigma, smoothing=0.0, every=1, stall=0.01, patience=50)
+    state = drive(rule, outputs, losses)
+    # fell by under 0.01·σ² over the last 50 steps: exp(-k/20)·(exp(2.5) − 1) < 0.01
+    first = next(k for k in range(50, 300) if losses[k - 50] - losses[k] < 0.01 * sigma**2)
+    assert state.stop and rule.fired_at == first + 1 and rule.summary()["stalled"]
+    assert state.selected_step == first + 1  # the closest to σ² so far
+    falling = [0.05 * 0.9**k for k in range(60)]  # reaches σ² before any window stalls
+    rule = NoiseLevelRule(sigma, smoothing=0.0, every=1, stall=0.01, patience=5)
+    drive(rule, outputs[:60], falling)
+    assert rule.fired_at is not None and not rule.summary()["stalled"]
+    with pytest.raises(ValueError, match="stall must be positive"):
+        NoiseLevelRule(sigma, stall=0.0)
 
 
 def test_variance_rule_keeps_the_calmest_iterate_and_waits_for_its_patience():

@@ -184,3 +184,23 @@ def test_best_ends_with_the_filter_of_its_averaged_fits(photo):
     assert np.abs(best - average).max() > 0.01
     _, report = deepprior.denoise(noisy, quality="paper", wiener=True, steps=4, seed=0)
     assert report["refine"]["wiener"] is True  # the option turns on a pass the level has not
+
+
+def test_the_filter_of_two_iterates_is_the_mean_of_their_filters(photo):
+    from deepprior.io import from_array
+    from deepprior.job import Job
+    from deepprior.tasks.denoise import DENOISE, refine
+
+    clean = photo(32)
+    noisy = add_noise(clean, 25, seed=0)
+    problem = DENOISE.build(
+        Job("denoise", {"image": from_array(noisy)}), {"sigma": 25, "wiener": None}
+    )
+    early = add_noise(clean, 8, seed=1)
+    final = add_noise(clean, 4, seed=2)
+    both, section = refine(problem, [early, final], True)
+    alone = [refine(problem, [pilot], True)[0] for pilot in (early, final)]
+    np.testing.assert_allclose(both, (alone[0] + alone[1]) / 2, atol=1e-6)
+    assert section["fit_iterates"] == 2 and np.abs(alone[0] - alone[1]).max() > 0.01
+    unfiltered, section = refine(problem, [early, final], False)
+    assert section == {"wiener": False} and unfiltered is final

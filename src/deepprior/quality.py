@@ -40,6 +40,9 @@ class Quality:
     # to this many times σ², the pass refines both it and the final one, and their results
     # are averaged (None: the final iterate alone).
     early_pilot: float | None = None
+    # The noise-level rule also stops once its smoothed data term fell by less than this many
+    # times σ² over the patience window (None: only at noise_factor·σ² or the cap).
+    stall: float | None = None
     runs: int = 1
     ensemble: bool = False
     # Whether the run ends with the task's classical second pass over the averaged fit
@@ -96,6 +99,7 @@ class Quality:
             "patience": self.patience,
             "noise_factor": self.noise_factor,
             "early_pilot": self.early_pilot,
+            "stall": self.stall,
             "runs": self.runs,
             "ensemble": self.ensemble,
             "refine": self.refine,
@@ -132,6 +136,13 @@ FAST_CAP_INPAINT = 1000
 # σ estimate by brightness bands (session 20; it reads higher where noise is clipped), fast
 # takes 0.21-0.23x paper's time on the four denoising sets, from +0.22 to -0.25 dB.
 FAST_NOISE_FACTOR = 1.1
+# Denoising's levels also stop once the data term stalls: falls by under 1 % of σ² over the
+# 300-step patience window. Replayed on session 29's runs (12 fits from 128² to 512², σ = 25,
+# seed 0) it fires on none of them: their data terms fall by 3 % of σ² or more a window
+# until σ² is reached. On the 1024×768 photograph, where the default's data term creeps from
+# 1.055·σ² at step 1550 to 1.04·σ² at 2500 while the pass gains 0.01 dB, it stops the fit
+# at step 1550 instead of after an hour and a half (README, session 30).
+STALL = 0.01
 # Super-resolution's 32-channel fits jitter their code by 0.04 a step where the authors' ×4
 # has 0.03: fast +0.48 dB and the default +0.34 on 64² crops of Set5 / astronaut, +0.24 and
 # +0.12 on 64² held-out crops, +0.12 and +0.06 at 128², +0.19 and +0.05 on five new 64²
@@ -155,6 +166,7 @@ def _levels(
     fast_noise_factor: float = 1.0,
     extend: bool = False,
     input_noise: float | None = None,
+    stall: float | None = None,
 ) -> dict[str, Quality]:
     """The four levels of a task whose ``presets`` were measured, on 32 channels (and the
     code's jitter ``input_noise``, None: the preset's); fast stops at ``fast_cap``
@@ -162,12 +174,14 @@ def _levels(
     ``best_runs`` fits, one per orientation; with a pass (``then`` says which), fast, default
     and best end with the task's classical second pass (see QUALITIES); with ``extend``,
     default's and best's fits go past their cap while their held-back error still falls
-    clearly (see deepprior.stopping.MIN_GAIN)."""
+    clearly (see deepprior.stopping.MIN_GAIN); with ``stall``, a noise-level rule also stops
+    fast's, default's and best's fits once the data term stalls (see STALL)."""
     refine = bool(then)
     past = PAST_CAP if extend else ""
     early = f", stopping at {fast_noise_factor:g}·σ²" if fast_noise_factor != 1.0 else ""
+    stalls = ", stopping also once the data term stalls" if stall is not None else ""
     net = "32 channels" + (f", input noise {input_noise:g}" if input_noise is not None else "")
-    fast = f"{net}, at most {fast_cap} steps (more on images over 256²){early}{then}"
+    fast = f"{net}, at most {fast_cap} steps (more on images over 256²){early}{stalls}{then}"
     averaged = f", {best_runs} runs on {best_runs} orientations averaged"
     return {
         "fast": Quality(
@@ -177,31 +191,34 @@ def _levels(
             input_noise=input_noise,
             cap=fast_cap,
             noise_factor=fast_noise_factor,
+            stall=stall,
             refine=refine,
             applies_to=presets,
-            elsewhere=f"{AS_PRESET}{early}{then}",
+            elsewhere=f"{AS_PRESET}{early}{stalls}{then}",
         ),
         "default": Quality(
             "default",
-            f"{net}{past}{then}",
+            f"{net}{past}{stalls}{then}",
             width=NARROW,
             input_noise=input_noise,
             extend=extend,
+            stall=stall,
             refine=refine,
             applies_to=presets,
-            elsewhere=f"{AS_PRESET}{past}{then}",
+            elsewhere=f"{AS_PRESET}{past}{stalls}{then}",
         ),
         "best": Quality(
             "best",
-            f"{net}{past}{averaged}{then}",
+            f"{net}{past}{stalls}{averaged}{then}",
             width=NARROW,
             input_noise=input_noise,
             extend=extend,
+            stall=stall,
             runs=best_runs,
             ensemble=True,
             refine=refine,
             applies_to=presets,
-            elsewhere=f"{AS_PRESET}{past}{averaged}{then}",
+            elsewhere=f"{AS_PRESET}{past}{stalls}{averaged}{then}",
         ),
         "paper": PAPER,
     }
@@ -222,7 +239,11 @@ def _levels(
 # biharmonic interpolation (deepprior.tasks.inpaint.FIT_SHARE; README, session 26).
 QUALITIES: dict[str, dict[str, Quality]] = {
     "denoise": _levels(
-        ("authors", "paper"), best_runs=4, then=WIENER_PASS, fast_noise_factor=FAST_NOISE_FACTOR
+        ("authors", "paper"),
+        best_runs=4,
+        then=WIENER_PASS,
+        fast_noise_factor=FAST_NOISE_FACTOR,
+        stall=STALL,
     ),
     "sr": _levels(
         ("x2", "x3", "x4"),

@@ -208,6 +208,7 @@ def run(
             stopping,
             factor=quality.noise_factor,
             early_factor=quality.early_pilot,
+            stall=quality.stall,
             watch_only=watch_only,
         )
     if save_every and save is not None:

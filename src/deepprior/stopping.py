@@ -22,6 +22,7 @@ along the same run.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -151,6 +152,8 @@ class NoiseLevelRule(StoppingRule):
 
     The kept iterate is the one at that moment; while the data term stays above σ², the score
     is how far above it is, so an interrupted or capped fit keeps the closest iterate. With
+    ``stall``, it also stops once the smoothed data term fell by less than ``stall``·σ² over
+    the last ``patience`` steps (``stalled``): a fit that has all but stopped fitting. With
     ``early_factor``, the iterate where the data term first fell to that many times σ² is
     kept as well (``early_image``, ``early_step``), for a pass that refines both.
     """
@@ -165,22 +168,32 @@ class NoiseLevelRule(StoppingRule):
         every: int = 10,
         stop: bool = True,
         early_factor: float | None = None,
+        stall: float | None = None,
+        patience: int = 300,
     ):
         if sigma <= 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
+        if stall is not None and stall <= 0:
+            raise ValueError(f"stall must be positive, got {stall}")
         if early_factor is not None and early_factor <= factor:
             raise ValueError(f"early_factor must exceed factor ({factor}), got {early_factor}")
         super().__init__(every, stop)
         self.target = factor * sigma**2
         self.early_target = None if early_factor is None else early_factor * sigma**2
         self.smoothing = smoothing
+        self.stall = None if stall is None else stall * sigma**2
+        self.patience = patience
         self._loss: float | None = None
+        self._losses: deque[tuple[int, float]] = deque()  # (check step, smoothed data term)
+        self.stalled = False
         self.early_image: Tensor | None = None
         self.early_step: int | None = None
 
     def on_start(self, state: FitState) -> None:
         super().on_start(state)
         self._loss = None
+        self._losses = deque()
+        self.stalled = False
         self.early_image, self.early_step = None, None
 
     def score(self, state: FitState) -> float | None:
@@ -190,16 +203,31 @@ class NoiseLevelRule(StoppingRule):
             self.early_step = state.step + 1
             current = state.average if state.average is not None else state.output
             self.early_image = current.detach().clone()
+        if self.stall is not None:
+            self.stalled = self._stalled(state.step + 1, self._loss)
         return max(self._loss - self.target, 0.0)
+
+    def _stalled(self, step: int, loss: float) -> bool:
+        """Whether the smoothed data term, still above the target, fell by less than the stall
+        over the last ``patience`` steps (measured from the latest check that far back)."""
+        losses = self._losses
+        losses.append((step, loss))
+        while len(losses) > 1 and losses[1][0] <= step - self.patience:
+            losses.popleft()
+        then, before = losses[0]
+        assert self.stall is not None
+        return then <= step - self.patience and before - loss < self.stall and loss > self.target
+
+    def fired(self, state: FitState) -> bool:
+        return self._loss is not None and (self._loss <= self.target or self.stalled)
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
+        if self.stall is not None:
+            out["stalled"] = self.stalled
         if self.early_target is not None:
             out["early_step"] = self.early_step
         return out
-
-    def fired(self, state: FitState) -> bool:
-        return self._loss is not None and self._loss <= self.target
 
 
 class ValidationRule(StoppingRule):
@@ -403,6 +431,7 @@ class Stopping:
     watch_only: bool = False
     factor: float = 1.0  # the noise-level rule stops at this many times σ²
     early_factor: float | None = None  # ... and keeps the iterate at this many times σ² too
+    stall: float | None = None  # ... or stops once its data term falls by less than this·σ²
     soft_cap: int | None = None
     min_gain: float = 0.0
 
@@ -414,7 +443,12 @@ class Stopping:
         if self.rule_name == "noise-level":
             assert self.sigma is not None
             return NoiseLevelRule(
-                self.sigma, factor=self.factor, stop=stop, early_factor=self.early_factor
+                self.sigma,
+                factor=self.factor,
+                stop=stop,
+                early_factor=self.early_factor,
+                stall=self.stall,
+                patience=self.patience,
             )
         assert self.holdout is not None
         holdout = self.holdout.to(y.device)
@@ -436,6 +470,8 @@ class Stopping:
             out["factor"] = self.factor
             if self.early_factor is not None:
                 out["early_factor"] = self.early_factor
+            if self.stall is not None:
+                out["stall"] = self.stall
         if self.holdout is not None:
             out["holdout_share"] = self.holdout_share
         if self.soft_cap is not None:
