@@ -133,6 +133,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     },
     "default, hard cap": {"level": {"extend": False}},
     "default, early pilot 1.05": {"level": {"early_pilot": 1.05}},
+    "default, no stall": {"level": {"stall": None}},
     "best, early pilot 1.05": {"quality": "best", "level": {"early_pilot": 1.05}},
     "width 32, cosine lr": {
         **_widths(32),

@@ -18,7 +18,7 @@ from deepprior.orientation import (
     unorient,
     unorient_array,
 )
-from deepprior.quality import LEVELS, QUALITIES, Quality, get_quality
+from deepprior.quality import LEVELS, QUALITIES, STALL, Quality, get_quality
 from deepprior.synthetic import add_noise
 
 
@@ -137,6 +137,11 @@ def test_denoising_fast_stops_at_a_tenth_above_the_noise_level(photo, fast):
     assert quick["stopping"]["factor"] == 1.1 and full["stopping"]["factor"] == 1.0
     assert quick["stopping"]["fired_at"] < full["stopping"]["fired_at"] < 600
     assert "1.1·σ²" in quick["quality"]["contains"]
+    for report in (quick, full):  # both fits reached their level; neither stalled
+        assert report["stopping"]["stall"] == STALL and report["stopping"]["stalled"] is False
+        assert "stalls" in report["quality"]["contains"] and report["quality"]["stall"] == STALL
+    assert get_quality("denoise", "paper").stall is None
+    assert get_quality("sr", "default").stall is None
 
 
 def test_cli_quality_and_self_ensemble(tmp_path, photo, run_cli, small_presets):
