@@ -91,7 +91,7 @@ class Task:
             an empirical Wiener filter guided by the fit and BM3D's first step;
             super-resolution: back-projection onto the low-resolution input; inpainting:
             a mean with biharmonic interpolation): (problem, the averaged fit's iterates,
-            the final one last (denoising's default and best keep an earlier one too),
+            the final one last (a level with ``early_pilot`` keeps an earlier one too),
             whether the quality level runs the pass) -> (pixels, the report's section); the
             task's own option may override the level.
         inputs: the input names the task reads besides ``image``.
