@@ -496,15 +496,7 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
     fired = backtracking.guard_fired if backtracking is not None else 0
     stuck_at = backtracking.stuck_at if backtracking is not None else None
     reached = limit.reached_at if limit is not None else None
-    early = None
-    if (
-        isinstance(rule, NoiseLevelRule)
-        and rule.early_image is not None
-        and result.selected_step is not None
-        and rule.early_step is not None
-        and rule.early_step < result.selected_step
-    ):
-        early = to_numpy(rule.early_image)
+    early = rule.early_image if isinstance(rule, NoiseLevelRule) else None
     return _Fit(
         image,
         result,
@@ -514,5 +506,5 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
         fired,
         stuck_at,
         time_limit_at=reached,
-        early_image=early,
+        early_image=to_numpy(early) if early is not None else None,
     )

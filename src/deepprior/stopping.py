@@ -221,6 +221,12 @@ class NoiseLevelRule(StoppingRule):
     def fired(self, state: FitState) -> bool:
         return self._loss is not None and (self._loss <= self.target or self.stalled)
 
+    def on_end(self, state: FitState) -> None:
+        super().on_end(state)
+        kept, early = self.best_step, self.early_step
+        if kept is not None and early is not None and early >= kept:
+            self.early_image = None  # not earlier than the iterate kept
+
     def summary(self) -> dict[str, Any]:
         out = super().summary()
         if self.stall is not None:
