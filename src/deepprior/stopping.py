@@ -38,6 +38,12 @@ from .presets import Preset
 Operator = Callable[[Tensor], Tensor]
 
 
+def current_image(state: FitState) -> Tensor:
+    """A copy of the fit's result now: its averaged output where it averages, else its output."""
+    current = state.average if state.average is not None else state.output
+    return current.detach().clone()
+
+
 class StoppingRule(Callback):
     """The common part: checks every ``every`` steps, keeps the best iterate, stops or watches.
 
@@ -82,8 +88,7 @@ class StoppingRule(Callback):
         if value < self.best_score:
             self.best_score = value
             self.best_step = state.step + 1
-            current = state.average if state.average is not None else state.output
-            self.best_image = current.detach().clone()
+            self.best_image = current_image(state)
         if self.fired(state):
             self.fired_at = state.step + 1
             if self.stop:
@@ -201,22 +206,20 @@ class NoiseLevelRule(StoppingRule):
         early = self.early_target
         if early is not None and self.early_step is None and self._loss <= early:
             self.early_step = state.step + 1
-            current = state.average if state.average is not None else state.output
-            self.early_image = current.detach().clone()
+            self.early_image = current_image(state)
         if self.stall is not None:
-            self.stalled = self._stalled(state.step + 1, self._loss)
+            self.stalled = self._stalled(state.step + 1, self._loss, self.stall)
         return max(self._loss - self.target, 0.0)
 
-    def _stalled(self, step: int, loss: float) -> bool:
-        """Whether the smoothed data term, still above the target, fell by less than the stall
+    def _stalled(self, step: int, loss: float, stall: float) -> bool:
+        """Whether the smoothed data term, still above the target, fell by less than ``stall``
         over the last ``patience`` steps (measured from the latest check that far back)."""
         losses = self._losses
         losses.append((step, loss))
         while len(losses) > 1 and losses[1][0] <= step - self.patience:
             losses.popleft()
         then, before = losses[0]
-        assert self.stall is not None
-        return then <= step - self.patience and before - loss < self.stall and loss > self.target
+        return then <= step - self.patience and before - loss < stall and loss > self.target
 
     def fired(self, state: FitState) -> bool:
         return self._loss is not None and (self._loss <= self.target or self.stalled)
