@@ -95,6 +95,18 @@ def test_noise_level_rule_stops_once_the_data_term_stalls_above_sigma_squared():
         NoiseLevelRule(sigma, stall=0.0)
 
 
+def test_a_spike_of_the_data_term_is_not_a_stall():
+    sigma = 0.1
+    # Falls by 0.1·σ² every 50 steps to σ² at step 250, with a spike (the fit jolted) at 120.
+    losses = [sigma**2 * (1.5 - 0.002 * k) for k in range(300)]
+    losses[120] += sigma**2
+    outputs = [torch.full((1, 1, 4, 4), float(k)) for k in range(300)]
+    rule = NoiseLevelRule(sigma, smoothing=0.0, every=1, stall=0.01, patience=50)
+    state = drive(rule, outputs, losses)
+    assert state.stop and not rule.summary()["stalled"]
+    assert rule.fired_at == next(k for k, value in enumerate(losses) if value <= sigma**2) + 1
+
+
 def test_variance_rule_keeps_the_calmest_iterate_and_waits_for_its_patience():
     generator = torch.Generator().manual_seed(0)
     # The outputs wander less and less until step 200, then more and more.

@@ -136,16 +136,18 @@ FAST_CAP_INPAINT = 1000
 # σ estimate by brightness bands (session 20; it reads higher where noise is clipped), fast
 # takes 0.21-0.23x paper's time on the four denoising sets, from +0.22 to -0.25 dB.
 FAST_NOISE_FACTOR = 1.1
-# Denoising's levels also stop once the data term stalls: falls by under 1 % of σ² over the
-# 300-step patience window. Replayed on session 29's runs (12 fits from 128² to 512², σ = 25,
+# Denoising's levels also stop once the data term stalls: its lowest value so far falls by
+# under 1 % of σ² over the 300-step patience window (a spike is not a stall: until session 31
+# the rule compared the current value, and three of best's four fits on the 1024×768
+# photograph stopped at a spike). Replayed on session 29's runs (12 fits from 128² to 512², σ = 25,
 # seed 0) it fires on none of them: their data terms fall by 3 % of σ² or more a window
 # until σ² is reached. On the 1024×768 photograph, whose data term creeps towards σ² for
 # thousands of steps while the pass gains 0.03 dB from step 400 on, the whole default run
 # stopped at step 1330 after 24 minutes with 34.53 dB (session 28's run cut at 30 minutes:
 # 34.53 at step 2015); before, it needed well over 75. On astronaut's 512² crop it stopped
 # the whole run at step 3140 (21 minutes, 30.94 dB; 30.89 at 10 minutes) while the data term
-# still fell by 1.7 % of σ² a window on trend: the two smoothed values it compares are noisy
-# (README, session 30).
+# still fell by 1.7 % of σ² a window on trend: the two smoothed values it compared were noisy
+# (README, sessions 30 and 31).
 STALL = 0.01
 # Super-resolution's 32-channel fits jitter their code by 0.04 a step where the authors' ×4
 # has 0.03: fast +0.48 dB and the default +0.34 on 64² crops of Set5 / astronaut, +0.24 and

@@ -157,8 +157,9 @@ class NoiseLevelRule(StoppingRule):
 
     The kept iterate is the one at that moment; while the data term stays above σ², the score
     is how far above it is, so an interrupted or capped fit keeps the closest iterate. With
-    ``stall``, it also stops once the smoothed data term fell by less than ``stall``·σ² over
-    the last ``patience`` steps (``stalled``): a fit that has all but stopped fitting. With
+    ``stall``, it also stops once the lowest smoothed data term so far fell by less than
+    ``stall``·σ² over the last ``patience`` steps (``stalled``): a fit that has all but stopped
+    fitting (a spike of the data term is not a stall: the lowest value does not rise). With
     ``early_factor``, the iterate where the data term first fell to that many times σ² is
     kept as well (``early_image``, ``early_step``), for a pass that refines both.
     """
@@ -189,7 +190,8 @@ class NoiseLevelRule(StoppingRule):
         self.stall = None if stall is None else stall * sigma**2
         self.patience = patience
         self._loss: float | None = None
-        self._losses: deque[tuple[int, float]] = deque()  # (check step, smoothed data term)
+        self._lowest = math.inf  # the lowest smoothed data term so far
+        self._lowests: deque[tuple[int, float]] = deque()  # (check step, lowest then)
         self.stalled = False
         self.early_image: Tensor | None = None
         self.early_step: int | None = None
@@ -197,7 +199,8 @@ class NoiseLevelRule(StoppingRule):
     def on_start(self, state: FitState) -> None:
         super().on_start(state)
         self._loss = None
-        self._losses = deque()
+        self._lowest = math.inf
+        self._lowests = deque()
         self.stalled = False
         self.early_image, self.early_step = None, None
 
@@ -207,19 +210,20 @@ class NoiseLevelRule(StoppingRule):
         if early is not None and self.early_step is None and self._loss <= early:
             self.early_step = state.step + 1
             self.early_image = current_image(state)
+        self._lowest = min(self._lowest, self._loss)
         if self.stall is not None:
-            self.stalled = self._stalled(state.step + 1, self._loss, self.stall)
+            self.stalled = self._stalled(state.step + 1, self._lowest, self.stall)
         return max(self._loss - self.target, 0.0)
 
-    def _stalled(self, step: int, loss: float, stall: float) -> bool:
-        """Whether the smoothed data term, still above the target, fell by less than ``stall``
-        over the last ``patience`` steps (measured from the latest check that far back)."""
-        losses = self._losses
-        losses.append((step, loss))
-        while len(losses) > 1 and losses[1][0] <= step - self.patience:
-            losses.popleft()
-        then, before = losses[0]
-        return then <= step - self.patience and before - loss < stall and loss > self.target
+    def _stalled(self, step: int, lowest: float, stall: float) -> bool:
+        """Whether the lowest smoothed data term so far, still above the target, fell by less
+        than ``stall`` over the last ``patience`` steps (from the latest check that far back)."""
+        lowests = self._lowests
+        lowests.append((step, lowest))
+        while len(lowests) > 1 and lowests[1][0] <= step - self.patience:
+            lowests.popleft()
+        then, before = lowests[0]
+        return then <= step - self.patience and before - lowest < stall and lowest > self.target
 
     def fired(self, state: FitState) -> bool:
         return self._loss is not None and (self._loss <= self.target or self.stalled)
