@@ -212,7 +212,9 @@ def test_the_cosine_schedule_lowers_the_learning_rate_to_a_tenth(photo, fast):
     # a fit that may run past its cap lowers the rate over the cap, not over its ceiling
     seen.clear()
     inputs = {"image": photo(32)}
-    job = Job("restore", inputs, {"degradation": "blur:gaussian:1"}, preset=preset, patience=10)
+    # seed 0: a drawn seed whose held-back error happened to flatten by step 20 stopped there
+    options = {"degradation": "blur:gaussian:1"}
+    job = Job("restore", inputs, options, preset=preset, patience=10, seed=0)
     report = run(replace(job, overrides={"steps": 20}), callbacks=[Watch()]).report
     assert report.stopping["ceiling"] == 60 and report.steps_run > 20
     assert seen[19] == pytest.approx(0.002) and set(seen[19:]) == {seen[19]}
