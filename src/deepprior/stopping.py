@@ -190,7 +190,6 @@ class NoiseLevelRule(StoppingRule):
         self.stall = None if stall is None else stall * sigma**2
         self.patience = patience
         self._loss: float | None = None
-        self._lowest = math.inf  # the lowest smoothed data term so far
         self._lowests: deque[tuple[int, float]] = deque()  # (check step, lowest then)
         self.stalled = False
         self.early_image: Tensor | None = None
@@ -199,7 +198,6 @@ class NoiseLevelRule(StoppingRule):
     def on_start(self, state: FitState) -> None:
         super().on_start(state)
         self._loss = None
-        self._lowest = math.inf
         self._lowests = deque()
         self.stalled = False
         self.early_image, self.early_step = None, None
@@ -210,10 +208,11 @@ class NoiseLevelRule(StoppingRule):
         if early is not None and self.early_step is None and self._loss <= early:
             self.early_step = state.step + 1
             self.early_image = current_image(state)
-        self._lowest = min(self._lowest, self._loss)
-        if self.stall is not None:
-            self.stalled = self._stalled(state.step + 1, self._lowest, self.stall)
-        return max(self._loss - self.target, 0.0)
+        excess = max(self._loss - self.target, 0.0)
+        if self.stall is not None:  # the lowest so far: the best score kept, or this one
+            lowest = self.target + min(self.best_score, excess)
+            self.stalled = self._stalled(state.step + 1, lowest, self.stall)
+        return excess
 
     def _stalled(self, step: int, lowest: float, stall: float) -> bool:
         """Whether the lowest smoothed data term so far, still above the target, fell by less
