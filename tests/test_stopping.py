@@ -132,6 +132,34 @@ def test_validation_rule_keeps_the_iterate_closest_on_held_out_pixels():
     assert state.selected is not None and torch.allclose(state.selected, target)
 
 
+def test_a_validation_fit_does_not_keep_an_iterate_from_its_warm_up():
+    target = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    holdout = torch.zeros(1, 1, 8, 8)
+    holdout[..., ::3, ::3] = 1
+
+    # An early dip (step 20), a rise to step 60, then a slow fall that passes the dip only at
+    # step 172 and reaches the target at step 200, after which the fit drifts away.
+    def distance(step: int) -> float:
+        if step <= 60:
+            return 0.1 + abs(step - 20) / 100
+        return 0.5 * (200 - step) / 140 if step <= 200 else (step - 200) / 100
+
+    outputs = [(target + distance(k)).clamp(0, 1) for k in range(1, 301)]
+
+    def rule(warmup: int) -> ValidationRule:
+        return ValidationRule(
+            lambda x: x, target, holdout, patience=60, smoothing=0.0, every=5, warmup=warmup
+        )
+
+    eager = rule(0)
+    drive(eager, outputs)
+    assert eager.best_step == 20 and eager.fired_at == 80  # stopped on the dip
+    patient = rule(60)
+    state = drive(patient, outputs)
+    assert patient.best_step == 200 and patient.fired_at == 260
+    assert state.selected is not None and torch.allclose(state.selected, target)
+
+
 def test_past_its_cap_a_validation_fit_goes_on_only_while_clearly_improving():
     target = torch.zeros(1, 1, 8, 8)
     holdout = torch.ones(1, 1, 8, 8)
@@ -284,12 +312,13 @@ def test_validation_rule_runs_for_super_resolution(photo):
 
     _, lr = degrade_for_sr(hr, 2)
     small = replace(FAST, average_decay=None, backtrack_db=None)
-    _, report = deepprior.super_resolve(
-        lr, 2, preset=small, max_steps=30, stop="validation", seed=0, device="cpu"
-    )
+    options = {"preset": small, "max_steps": 30, "stop": "validation", "seed": 0, "device": "cpu"}
+    _, report = deepprior.super_resolve(lr, 2, patience=10, **options)
     assert report["stopping"]["rule"] == "validation"
     assert report["stopping"]["holdout_share"] == 0.05
-    assert report["stopping"]["selected_step"] is not None
+    assert report["stopping"]["selected_step"] > 10  # none from the warm-up (the patience)
+    _, short = deepprior.super_resolve(lr, 2, **options)  # all 30 steps within the warm-up
+    assert short["stopping"]["selected_step"] is None and short["steps_run"] == 30
 
 
 def test_bad_stopping_arguments_are_user_errors(photo):

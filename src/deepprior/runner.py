@@ -320,12 +320,12 @@ def _reference(reference: Picture, problem: Problem) -> np.ndarray:
 
 def _preset(task: Task, job: Job, problem: Problem, quality: Quality) -> Preset:
     """The job's preset (by name or given), else the problem's default, changed by the quality
-    level, then by the job's overrides."""
+    level (for the restored image's size), then by the job's overrides."""
     if isinstance(job.preset, Preset):
         chosen = job.preset
     else:
         chosen = task.preset(job.preset if job.preset is not None else problem.preset)
-    chosen = quality.preset(chosen).with_overrides(job.overrides)
+    chosen = quality.preset(chosen, min(problem.out_size)).with_overrides(job.overrides)
     if job.average is not None:
         chosen = replace(chosen, average_decay=job.average or None)
     return chosen
