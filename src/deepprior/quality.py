@@ -65,12 +65,8 @@ class Quality:
         is kept as it is)."""
         if self.applies_to is not None and preset.name not in self.applies_to:
             return preset
-        small = side is not None and side < self.shallow_below
-        if self.deepest is not None and small and preset.net == "skip":
-            assert side is not None
-            levels = levels_for(side, self.deepest, preset)
-            if levels < len(preset.net_options.get("down", SkipConfig().down)):
-                preset = shallower(preset, levels)
+        if self.deepest is not None and side is not None and side < self.shallow_below:
+            preset = shallower(preset, levels_for(side, self.deepest, preset))
         if self.lr is not None:
             preset = replace(preset, lr=self.lr)
         if self.input_noise is not None:
@@ -124,17 +120,24 @@ class Quality:
 _PER_LEVEL = ("down", "up", "skip", "filter_down", "filter_up", "downsample", "upsample")
 
 
+def _skip_levels(preset: Preset) -> int:
+    return len(preset.net_options.get("down", SkipConfig().down))
+
+
 def levels_for(side: int, deepest: int, preset: Preset) -> int:
     """How many of ``preset``'s skip levels leave the deepest map at least ``deepest`` pixels
     on a ``side``-pixel side (each level halves it; one level at least)."""
-    levels = len(preset.net_options.get("down", SkipConfig().down))
+    levels = _skip_levels(preset)
     while levels > 1 and side / 2**levels < deepest:
         levels -= 1
     return levels
 
 
 def shallower(preset: Preset, levels: int) -> Preset:
-    """``preset``'s skip network with only its top ``levels`` levels."""
+    """``preset``'s skip network with only its top ``levels`` levels (any other network, or
+    a skip network no deeper, as it is)."""
+    if preset.net != "skip" or levels >= _skip_levels(preset):
+        return preset
     defaults = SkipConfig()
     options = dict(preset.net_options)
     for key in _PER_LEVEL:
