@@ -1,11 +1,11 @@
 """Quality levels: one option (``--quality fast|default|best|paper``) that trades time for PSNR.
 
-A level changes the task's preset and how the job runs: the network's width, the learning
-rate, the code's jitter, the stopping rule's patience, the number of runs averaged and the
-self-ensemble. It applies to whichever preset the task picks (an inpainting mask picks its
-own), so it is written as changes to a preset, not as a preset. A job's own ``runs``, ``ensemble``,
-``patience`` and ``overrides`` win over its level's. Each figure below is measured with
-``benchmarks/frontier.py`` (see the README's quality section).
+A level changes the task's preset and how the job runs: the network's width (and its depth
+on small images), the learning rate, the code's jitter, the stopping rule's patience, the
+number of runs averaged and the self-ensemble. It applies to whichever preset the task picks
+(an inpainting mask picks its own), so it is written as changes to a preset, not as a preset.
+A job's own ``runs``, ``ensemble``, ``patience`` and ``overrides`` win over its level's. Each
+figure below is measured with ``benchmarks/frontier.py`` (see the README's quality section).
 """
 
 from __future__ import annotations
