@@ -6,9 +6,7 @@ import argparse
 import io
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,37 +21,18 @@ from deepprior.experiments.reproduce import crop
 from deepprior.fitting import Callback
 from deepprior.io import Picture
 from deepprior.job import Job
-from deepprior.report import versions
+from deepprior.report import cpu_model, source_commit, versions
 from deepprior.runner import Outcome, run
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def provenance(device: str) -> dict[str, Any]:
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    """The command, the commit of this checkout, the machine and the versions."""
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": _git("rev-parse", "HEAD") + ("+dirty" if dirty else ""),
+        "commit": source_commit(ROOT),
         "machine": {
             "cpu": cpu_model(),
             "cores": os.cpu_count(),

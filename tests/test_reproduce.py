@@ -10,6 +10,7 @@ from skimage import data, transform
 from deepprior.errors import UserError
 from deepprior.experiments import reproduce as reproduction
 from deepprior.io import Picture, write_image
+from deepprior.report import source_commit
 
 SIDE = 64
 
@@ -70,7 +71,8 @@ def test_an_interrupted_reproduction_resumes_without_recomputing(datasets, tmp_p
         )
     done_first = _keys(out)
     assert done_first == started[:3]
-    assert "cells finished: 3 of" in (out / "report.md").read_text()
+    summary = (out / "report.md").read_text()
+    assert "cells finished: 3 of" in summary and f"(commit {source_commit()})" in summary
     with (out / "cells.jsonl").open("a") as handle:
         handle.write('{"cell": "inpaint/camera/di')  # a line torn by a kill
 

@@ -92,6 +92,7 @@ def test_report_has_the_documented_keys(fast, clean32, noisy32):
     assert report["settings"]["lr"] == fast.lr and not report["interrupted"]
     assert {"psnr", "ssim", "psnr_input"} <= set(report["metrics"])
     assert all({"step", "loss", "psnr"} <= set(row) for row in report["history"])
+    assert {"deepprior", "commit", "torch", "cpu"} <= set(report["versions"])
 
 
 def test_a_seed_is_drawn_and_recorded_when_none_is_given(fast, noisy32):

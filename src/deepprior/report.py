@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -14,17 +15,56 @@ from typing import Any
 import numpy as np
 import torch
 
+# The folder above ``src/`` when the package runs from a clone (an editable install); for an
+# installed package it is a folder of the Python installation, which holds no ``.git``.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+NOT_A_CHECKOUT = "not a git checkout"
+
+
+def source_commit(root: Path = SOURCE_ROOT) -> str:
+    """The commit checked out at ``root``, with ``+dirty`` when tracked files differ from it;
+    ``not a git checkout`` where ``root`` holds no ``.git`` (an installed package)."""
+    if not (root / ".git").exists():
+        return NOT_A_CHECKOUT
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git failed)"
+    return head + ("+dirty" if dirty else "")
+
+
+def cpu_model() -> str:
+    """The processor's model name (from ``/proc/cpuinfo`` on Linux), else what Python knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
 
 def versions() -> dict[str, str]:
+    """What made a run: the package (and its commit, run from a clone), its main libraries and
+    the machine (wall times compare only on the same ``cpu``)."""
     from . import __version__
 
     return {
         "deepprior": __version__,
+        "commit": source_commit(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": np.__version__,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
     }
 
 

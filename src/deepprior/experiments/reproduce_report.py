@@ -111,8 +111,8 @@ def write_report(
         f"**Plan**: {plan.describe()}.",
         "",
         f"- command: `{command}`" if command else "- command: (library call)",
-        f"- deepprior {info['deepprior']}, torch {info['torch']}, Python {info['python']}; "
-        f"{info['platform']}, {os.cpu_count()} CPUs",
+        f"- deepprior {info['deepprior']} (commit {info['commit']}), torch {info['torch']}, "
+        f"Python {info['python']}; {info['platform']}, {info['cpu']}, {os.cpu_count()} CPUs",
         f"- data: {data}; seed {seed}",
         f"- cells finished: {finished} of {total}"
         + ("" if finished >= total else " — run the same command again to resume"),
