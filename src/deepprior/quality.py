@@ -186,7 +186,8 @@ FAST_NOISE_FACTOR = 1.1
 # stopped at step 1330 after 24 minutes with 34.53 dB (session 28's run cut at 30 minutes:
 # 34.53 at step 2015); before, it needed well over 75. On astronaut's 512² crop it stopped
 # the whole run at step 3540 (20 minutes, 30.95 dB; 30.89 at 10 minutes; README, sessions 30
-# and 31).
+# and 31). The steps a fit spends falling back after a spike still count against it: on that
+# photograph best's 3rd and 4th fits stopped 100 and 180 steps after one (session 33).
 STALL = 0.01
 # Super-resolution's 32-channel fits jitter their code by 0.04 a step where the authors' ×4
 # has 0.03: fast +0.48 dB and the default +0.34 on 64² crops of Set5 / astronaut, +0.24 and

@@ -159,7 +159,8 @@ class NoiseLevelRule(StoppingRule):
     is how far above it is, so an interrupted or capped fit keeps the closest iterate. With
     ``stall``, it also stops once the lowest smoothed data term so far fell by less than
     ``stall``·σ² over the last ``patience`` steps (``stalled``): a fit that has all but stopped
-    fitting (a spike of the data term is not a stall: the lowest value does not rise). With
+    fitting (a spike of the data term is not a stall: the lowest value does not rise; but the
+    steps spent falling back after one count in the window, README session 33). With
     ``early_factor``, the iterate where the data term first fell to that many times σ² is
     kept as well (``early_image``, ``early_step``), for a pass that refines both.
     """
