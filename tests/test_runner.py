@@ -12,8 +12,10 @@ import torch
 
 from deepprior.canvas import to_tensor
 from deepprior.errors import UserError
+from deepprior.fitting import Callback, FitState
 from deepprior.io import Picture, write_image
 from deepprior.job import Job, load_job
+from deepprior.metrics import psnr
 from deepprior.operators import FromFunction
 from deepprior.runner import run
 from deepprior.tasks import TASKS, Problem, Task, load_picture
@@ -204,6 +206,40 @@ def test_a_time_limit_keeps_the_stopping_rules_best_iterate_and_skips_later_runs
     stopping = report.stopping
     assert stopping["fired_at"] is None and stopping["time_limit_reached_at"] is not None
     assert stopping["selected_step"] <= stopping["time_limit_reached_at"]
+
+
+class _SleepPastTheLimitInTheSecondFit(Callback):
+    """Sleeps at the second fit's fifth step until ``until`` (past the run's time limit)."""
+
+    def __init__(self, until: float):
+        self.until, self.fits = until, 0
+
+    def on_start(self, state: FitState) -> None:
+        self.fits += 1
+
+    def on_step(self, state: FitState) -> None:
+        if self.fits == 2 and state.step == 5:
+            time.sleep(max(0.0, self.until - time.perf_counter()))
+
+
+def test_a_fit_the_time_limit_cuts_short_is_left_out_of_the_average(fast, noisy32, clean32):
+    limit = 10.0  # ample for the first fit's 40 steps of 32²
+    job = Job(
+        "denoise",
+        {"image": noisy32, "reference": clean32},
+        preset=fast,
+        steps=fast.steps,
+        runs=2,
+        time_limit=limit,
+        seed=0,
+        device="cpu",
+    )
+    outcome = run(job, callbacks=[_SleepPastTheLimitInTheSecondFit(time.perf_counter() + limit)])
+    whole, cut = outcome.report.runs
+    assert whole["steps_run"] == fast.steps and cut["steps_run"] < 10
+    assert (whole["averaged"], cut["averaged"]) == (True, False)
+    assert psnr(outcome.image, clean32) == pytest.approx(whole["metrics"]["psnr"])
+    assert whole["metrics"]["psnr"] > cut["metrics"]["psnr"] + 1
 
 
 def test_best_cut_to_one_fit_by_its_time_limit_still_ends_with_the_pass(fast, noisy32):

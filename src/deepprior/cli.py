@@ -1015,6 +1015,9 @@ def _summary(written: Path | None, report: dict[str, Any]) -> None:
         made = len(report.get("runs") or [])
         if 0 < made < quality["runs"]:  # the time limit or Ctrl-C came first
             done += f"; {made} of its {quality['runs']} fits made"
+            averaged = sum(bool(fit.get("averaged")) for fit in report["runs"])
+            if averaged < made:
+                done += f", {averaged} averaged (the one cut short left out)"
         done += "]"
     state = "interrupted after" if report["interrupted"] else "finished:"
     line = f"{state} {done}" + (f", wrote {written}" if written else ", nothing written")
