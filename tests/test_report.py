@@ -36,3 +36,5 @@ def test_versions_name_the_cpu_and_this_checkouts_commit():
     assert recorded["cpu"] and recorded["commit"] == source_commit(SOURCE_ROOT)
     if (SOURCE_ROOT / ".git").exists():  # the tests run from a clone
         assert recorded["commit"].startswith(git(SOURCE_ROOT, "rev-parse", "HEAD"))
+    else:  # or from an unpacked archive
+        assert recorded["commit"] == NOT_A_CHECKOUT
