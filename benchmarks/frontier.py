@@ -227,13 +227,15 @@ def fit(kind: str, sample: Sample, lever_name: str, args: argparse.Namespace) ->
     if args.save_images is not None:  # for studying what follows the fit without refitting
         args.save_images.mkdir(parents=True, exist_ok=True)
         name = f"{sample.name.replace(':', '_')}-{lever_name.replace(' ', '_')}.npz"
-        np.savez_compressed(
-            args.save_images / name,
-            clean=sample.clean,
-            degraded=sample.degraded,
-            fit=outcome.image,
-            result=outcome.picture.pixels,
-        )
+        arrays: dict[str, Any] = {
+            "clean": sample.clean,
+            "degraded": sample.degraded,
+            "fit": outcome.image,  # the fits' mean before the pass
+            "result": outcome.picture.pixels,
+        }
+        if outcome.early_image is not None:  # the early iterates' mean (an early pilot's)
+            arrays["early"] = outcome.early_image
+        np.savez_compressed(args.save_images / name, **arrays)
     return row
 
 

@@ -186,6 +186,31 @@ def test_best_ends_with_the_filter_of_its_averaged_fits(photo):
     assert report["refine"]["wiener"] is True  # the option turns on a pass the level has not
 
 
+def test_a_run_with_an_early_pilot_returns_its_early_iterate_and_filters_both(photo, monkeypatch):
+    from dataclasses import replace
+
+    from deepprior.io import from_array
+    from deepprior.job import Job
+    from deepprior.quality import QUALITIES
+    from deepprior.runner import run
+    from deepprior.tasks.denoise import DENOISE, refine
+
+    levels = QUALITIES["denoise"]
+    # an early level any fit is under from its first check on (50·σ² is about 0.5)
+    monkeypatch.setitem(levels, "default", replace(levels["default"], early_pilot=50.0))
+    noisy = add_noise(photo(32), 25, seed=0)
+    job = Job("denoise", {"image": from_array(noisy)}, max_steps=40, seed=0, device="cpu")
+    outcome = run(job)
+    assert outcome.early_image is not None and outcome.early_image.shape == outcome.image.shape
+    assert np.abs(outcome.early_image - outcome.image).max() > 0.01
+    problem = DENOISE.build(job, DENOISE.resolve_options(job.options))
+    both, section = refine(problem, [outcome.early_image, outcome.image], True)
+    assert section["fit_iterates"] == 2 and outcome.report.sections["refine"]["fit_iterates"] == 2
+    np.testing.assert_allclose(outcome.picture.pixels, np.clip(both, 0, 1), atol=1e-5)
+    monkeypatch.setitem(levels, "default", replace(levels["default"], early_pilot=None))
+    assert run(job).early_image is None
+
+
 def test_the_filter_of_two_iterates_is_the_mean_of_their_filters(photo):
     from deepprior.io import from_array
     from deepprior.job import Job

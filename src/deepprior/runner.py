@@ -58,7 +58,9 @@ class Outcome:
     """A finished (or interrupted) run: the result, the fitted pixels and the report.
 
     ``image`` is the fit's output (H×W×C, averaged over runs) before the task refined and
-    finished it into ``picture``; ``result``, ``history`` and ``rule`` are the last fit's.
+    finished it into ``picture``; ``early_image`` the same for the iterates the noise-level
+    rule kept early (``Quality.early_pilot``; None when it kept none); ``result``, ``history``
+    and ``rule`` are the last fit's.
     """
 
     picture: Picture
@@ -67,6 +69,7 @@ class Outcome:
     result: FitResult
     history: History
     rule: StoppingRule | None = None
+    early_image: np.ndarray | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -233,8 +236,8 @@ def run(
     finished = _averaged(fits)
     image = np.mean([f.image for f in finished], axis=0).astype(np.float32)
     refined, refine_section = image, None
+    early = _early_iterate(finished)
     if task.refine is not None and any(f.result.steps_run for f in fits):
-        early = _early_iterate(finished)
         pilots = [image] if early is None else [early, image]
         refined, refine_section = task.refine(problem, pilots, quality.refine)
     picture = task.finish(problem, refined)
@@ -290,7 +293,7 @@ def run(
                 metrics["best_along_run"] = best
         metrics.update(task.metrics(problem, picture.pixels))
         report.metrics = metrics or None
-    return Outcome(picture, image, report, last.result, last.history, last.rule)
+    return Outcome(picture, image, report, last.result, last.history, last.rule, early)
 
 
 def _averaged(fits: list[_Fit]) -> list[_Fit]:
