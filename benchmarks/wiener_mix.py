@@ -25,7 +25,9 @@ BM3D's own Wiener step guided by the fit (a channel at a time: the package takes
 pilot); CBM3D's first (hard-thresholding) estimate; this filter and BM3D's Wiener step guided
 by it; this filter guided by the mean of it and the fit; CBM3D whole; and this filter and
 BM3D's Wiener step guided by the clean image (an oracle: what each second step makes of a
-perfect pilot).
+perfect pilot). ``--early`` reads the early iterate that a lever with an early pilot
+(``"best, early pilot 1.05"``) saved, and adds the pass guided by it and its mixes with the
+final pass.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ SETTINGS: dict[str, tuple[dict[str, float], float]] = {
     "sigma x0.95": ({}, 0.95),
 }
 VARIANTS = ("twice", *SETTINGS, "fit 20 %", "turned 4", "grids 3")
+# With ``--early``, from the fits of a lever with an early pilot (Quality.early_pilot): the
+# early iterates' mean, the pass guided by it alone, and its result and the final pass's
+# (the "wiener" column) mixed with the early one's share 1/4, 1/2 (what a run with the
+# early pilot returns) and 3/4.
+EARLY = ("early fit", "wiener on early", "early 1/4", "early 1/2", "early 3/4")
 PILOTS = (
     "bm3d step 2 on fit",
     "cbm3d step 1",
@@ -160,12 +167,24 @@ def pilots(clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, sigma: float) 
     }
 
 
+def early(
+    clean: np.ndarray, noisy: np.ndarray, iterate: np.ndarray, filtered: np.ndarray, sigma: float
+) -> dict[str, float]:
+    """The PSNR of each of :data:`EARLY` for the early ``iterate`` of one run (``filtered``:
+    the pass on its final one)."""
+    passed = refine_fit(noisy, iterate, sigma)
+    row = {"early fit": psnr(iterate, clean), "wiener on early": psnr(passed, clean)}
+    for name, share in (("early 1/4", 0.25), ("early 1/2", 0.5), ("early 3/4", 0.75)):
+        row[name] = psnr(share * passed + (1 - share) * filtered, clean)
+    return row
+
+
 def measure(
-    path: Path, with_variants: bool = False, with_pilots: bool = False
+    path: Path, with_variants: bool = False, with_pilots: bool = False, with_early: bool = False
 ) -> dict[str, float | str]:
     """The PSNR of the fit in ``path``, of the first step, of the Wiener filter guided by the
-    fit, of the second pass and of its even mix with the fit (and of the pass's variants, and
-    of the filter and BM3D on other pilots)."""
+    fit, of the second pass and of its even mix with the fit (and of the pass's variants, of
+    the filter and BM3D on other pilots, and of the pass on the run's early iterate)."""
     saved = np.load(path)
     clean, noisy, fit = saved["clean"], saved["degraded"], saved["fit"]
     sigma = estimate_noise_sigma(noisy)
@@ -182,6 +201,10 @@ def measure(
         "mix": psnr(mixed, clean),
     }
     row |= variants(clean, noisy, fit, filtered, sigma) if with_variants else {}
+    if with_early:
+        if "early" not in saved:
+            raise SystemExit(f"{path} has no early iterate: save a lever with an early pilot")
+        row |= early(clean, noisy, saved["early"], filtered, sigma)
     return row | (pilots(clean, noisy, fit, sigma) if with_pilots else {})
 
 
@@ -191,6 +214,7 @@ def main() -> None:
     parser.add_argument("--lever", default="quality best", help="the lever whose fits to read")
     parser.add_argument("--variants", action="store_true", help="also the filter's variants")
     parser.add_argument("--pilots", action="store_true", help="also other pilots, with bm3d")
+    parser.add_argument("--early", action="store_true", help="also the early pilot's pass")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     pattern = f"*-{args.lever.replace(' ', '_')}.npz"
@@ -199,10 +223,11 @@ def main() -> None:
         parser.error(f"no {pattern} files in the folders given")
     info = provenance("cpu")
     settings: dict[str, Any] = {"folders": [str(f) for f in args.folders], "lever": args.lever}
-    settings |= {"variants": args.variants, "pilots": args.pilots}
+    settings |= {"variants": args.variants, "pilots": args.pilots, "early": args.early}
     print_header(info, settings)
-    rows = [measure(path, args.variants, args.pilots) for path in paths]
+    rows = [measure(path, args.variants, args.pilots, args.early) for path in paths]
     columns = COLUMNS + (VARIANTS if args.variants else ()) + (PILOTS if args.pilots else ())
+    columns += EARLY if args.early else ()
     means = {c: statistics.fmean(float(r[c]) for r in rows) for c in columns}
     print_table(
         ["image", *columns],

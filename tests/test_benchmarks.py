@@ -276,6 +276,53 @@ def test_a_configuration_that_fails_is_a_row_not_a_crash(tmp_path):
     assert result["failed"] == "over 0.01 s"
 
 
+def test_wiener_mix_measures_the_pass_on_a_saved_early_iterate(photo, tmp_path):
+    from deepprior.metrics import psnr
+    from deepprior.stopping import estimate_noise_sigma
+    from deepprior.synthetic import add_noise
+    from deepprior.wiener import refine_fit
+
+    clean = photo(32)
+    noisy = add_noise(clean, 25, seed=0)
+    early, fit = add_noise(clean, 10, seed=1), add_noise(clean, 5, seed=2)
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    arrays = {"clean": clean, "degraded": noisy, "fit": fit, "result": fit}
+    np.savez_compressed(saved / "photo-best.npz", **arrays, early=early)
+    out = tmp_path / "mix.json"
+    run_script(
+        str(BENCHMARKS / "wiener_mix.py"),
+        str(saved),
+        "--lever",
+        "best",
+        "--early",
+        "--json",
+        str(out),
+    )
+    (row,) = json.loads(out.read_text())["results"]
+    sigma = estimate_noise_sigma(noisy)
+    passes = [refine_fit(noisy, pilot, sigma) for pilot in (early, fit)]
+    assert row["early fit"] == pytest.approx(psnr(early, clean), abs=1e-4)
+    assert row["wiener on early"] == pytest.approx(psnr(passes[0], clean), abs=1e-3)
+    assert row["early 1/2"] == pytest.approx(psnr((passes[0] + passes[1]) / 2, clean), abs=1e-3)
+    assert row["wiener on early"] < row["wiener"]  # the final pilot (less noise) guides better
+    np.savez_compressed(saved / "photo-best.npz", **arrays)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "wiener_mix.py"),
+            str(saved),
+            "--lever",
+            "best",
+            "--early",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode != 0 and "has no early iterate" in done.stderr
+
+
 def test_frontier_benchmark_marks_the_levers_that_pay(photo, tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
