@@ -26,8 +26,8 @@ pilot); CBM3D's first (hard-thresholding) estimate; this filter and BM3D's Wiene
 by it; this filter guided by the mean of it and the fit; CBM3D whole; and this filter and
 BM3D's Wiener step guided by the clean image (an oracle: what each second step makes of a
 perfect pilot). ``--early`` reads the early iterate that a lever with an early pilot
-(``"best, early pilot 1.05"``) saved, and adds the pass guided by it and its mixes with the
-final pass.
+(``"best, early pilot 1.05"``) saved, and adds the pass guided by it, its mixes with the
+final pass, and one pass guided by the mean of the two iterates.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ VARIANTS = ("twice", *SETTINGS, "fit 20 %", "turned 4", "grids 3")
 # With ``--early``, from the fits of a lever with an early pilot (Quality.early_pilot): the
 # early iterates' mean, the pass guided by it alone, and its result and the final pass's
 # (the "wiener" column) mixed with the early one's share 1/4, 1/2 (what a run with the
-# early pilot returns) and 3/4.
-EARLY = ("early fit", "wiener on early", "early 1/4", "early 1/2", "early 3/4")
+# early pilot returns) and 3/4; and one pass guided by the mean of the two iterates.
+EARLY = ("early fit", "wiener on early", "early 1/4", "early 1/2", "early 3/4", "wiener on both")
 PILOTS = (
     "bm3d step 2 on fit",
     "cbm3d step 1",
@@ -168,14 +168,20 @@ def pilots(clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, sigma: float) 
 
 
 def early(
-    clean: np.ndarray, noisy: np.ndarray, iterate: np.ndarray, filtered: np.ndarray, sigma: float
+    clean: np.ndarray,
+    noisy: np.ndarray,
+    iterate: np.ndarray,
+    fit: np.ndarray,
+    filtered: np.ndarray,
+    sigma: float,
 ) -> dict[str, float]:
-    """The PSNR of each of :data:`EARLY` for the early ``iterate`` of one run (``filtered``:
-    the pass on its final one)."""
+    """The PSNR of each of :data:`EARLY` for the early ``iterate`` of one run (``fit``: its
+    final iterate; ``filtered``: the pass on it)."""
     passed = refine_fit(noisy, iterate, sigma)
     row = {"early fit": psnr(iterate, clean), "wiener on early": psnr(passed, clean)}
     for name, share in (("early 1/4", 0.25), ("early 1/2", 0.5), ("early 3/4", 0.75)):
         row[name] = psnr(share * passed + (1 - share) * filtered, clean)
+    row["wiener on both"] = psnr(refine_fit(noisy, (iterate + fit) / 2, sigma), clean)
     return row
 
 
@@ -204,7 +210,7 @@ def measure(
     if with_early:
         if "early" not in saved:
             raise SystemExit(f"{path} has no early iterate: save a lever with an early pilot")
-        row |= early(clean, noisy, saved["early"], filtered, sigma)
+        row |= early(clean, noisy, saved["early"], fit, filtered, sigma)
     return row | (pilots(clean, noisy, fit, sigma) if with_pilots else {})
 
 

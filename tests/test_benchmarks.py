@@ -306,6 +306,8 @@ def test_wiener_mix_measures_the_pass_on_a_saved_early_iterate(photo, tmp_path):
     assert row["wiener on early"] == pytest.approx(psnr(passes[0], clean), abs=1e-3)
     assert row["early 1/2"] == pytest.approx(psnr((passes[0] + passes[1]) / 2, clean), abs=1e-3)
     assert row["wiener on early"] < row["wiener"]  # the final pilot (less noise) guides better
+    one_pass = refine_fit(noisy, (early + fit) / 2, sigma)
+    assert row["wiener on both"] == pytest.approx(psnr(one_pass, clean), abs=1e-3)
     np.savez_compressed(saved / "photo-best.npz", **arrays)
     done = subprocess.run(
         [
