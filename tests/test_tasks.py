@@ -42,6 +42,16 @@ def test_any_size_comes_back_whole(fast, height, width):
     assert padded_h >= height and padded_w >= width
 
 
+def test_an_ensemble_reports_the_padded_size_of_the_image_as_given(fast):
+    image = np.random.default_rng(0).random((20, 70, 3), dtype=np.float32)
+    options = {"preset": replace(fast, steps=2), "seed": 0, "device": "cpu"}
+    _, alone = deepprior.denoise(image, **options)
+    _, report = deepprior.denoise(image, runs=3, ensemble=True, **options)
+    assert report["runs"][-1]["orientation"] == "turned 90°"  # the last fit is 70×20
+    assert report["padded_size"] == alone["padded_size"]  # not the turned fit's
+    assert alone["padded_size"][0] < alone["padded_size"][1]
+
+
 def test_padding_is_centred_and_leaves_room_for_batch_norm():
     assert padded_layout(100, 64, 32) == (128, 64, 14, 0)
     assert padded_layout(16, 16, 32) == (64, 64, 24, 24)

@@ -505,7 +505,8 @@ def _fit_once(setup: _Setup, label: str, seed: int, orientation: int = 0) -> _Fi
         "net_parameters": count_parameters(net),
         "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
         "image_size": [height, width],
-        "padded_size": [padded_h, padded_w],
+        # in the image's frame, as image_size: a turned fit padded it turned
+        "padded_size": list(oriented_size(padded_h, padded_w, orientation)),
     }
     fired = backtracking.guard_fired if backtracking is not None else 0
     stuck_at = backtracking.stuck_at if backtracking is not None else None
