@@ -15,7 +15,8 @@ returned until session 24), then the means. ``--variants`` adds the second pass'
 measured against the shipped ones: the filter guided by its own output a second time, the first
 step zeroing under 2.7σ (the BM3D paper's) instead of 3σ, μ² 0.4 (the ``bm3d`` package's) or
 0.7 instead of 0.5, the fit weighted 0.25 or 0.5 in the pilot instead of 0.4, a wider search
-(±19 pixels, BM3D's), groups of 16 blocks, reference blocks every 2 pixels, σ read 5 % high or
+(±19 pixels, BM3D's), groups of 16, 32 or 128 blocks instead of 64 (32: the package's, and the
+pass's until session 34), reference blocks every 2 pixels, σ read 5 % high or
 low, 20 % of the fit mixed into the output, and two averages of the pass run several times: on
 the image in its four quarter turns (turned back), and with the reference blocks' grid moved by
 0, 1 and 2 pixels down and across. ``--pilots`` asks whether a gap to BM3D lies in
@@ -61,6 +62,8 @@ SETTINGS: dict[str, tuple[dict[str, float], float]] = {
     "fit share 0.5": ({"FIT_SHARE": 0.5}, 1.0),
     "radius 19": ({"RADIUS": 19}, 1.0),
     "groups of 16": ({"GROUP": 16}, 1.0),
+    "groups of 32": ({"GROUP": 32}, 1.0),
+    "groups of 128": ({"GROUP": 128}, 1.0),
     "step 2": ({"STEP": 2}, 1.0),
     "sigma x1.05": ({}, 1.05),
     "sigma x0.95": ({}, 0.95),

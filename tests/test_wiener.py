@@ -68,11 +68,11 @@ def test_a_block_is_grouped_with_its_copies():
     found = [(int(s) // groups.cols, int(s) % groups.cols) for s in first]
     # Its 9 exact copies within 16 pixels come first, itself included, then other blocks.
     assert set(found[:9]) == {(r, c) for r in (0, 8, 16) for c in (0, 8, 16)}
-    assert len(set(found)) == groups.size == 32
+    assert len(set(found)) == groups.size == wiener.GROUP
     # Only the copies are close enough to join its group: 8 of them, a power of two.
     assert int(sizes[0]) == 8
     flat = wiener._Groups(torch.full((40, 40), 0.5), 8, wiener.GROUP, wiener.THRESHOLD)
-    assert set(flat.match(torch.tensor([0]))[1].tolist()) == {32}  # a flat image: full groups
+    assert set(flat.match(torch.tensor([0]))[1].tolist()) == {wiener.GROUP}  # flat: full groups
 
 
 @pytest.mark.parametrize("shape", [(8, 40, 3), (12, 12, 1)])
@@ -115,7 +115,7 @@ def test_bands_of_rows_give_the_same_image_as_one_pass(photo, monkeypatch):
     clean = photo(48)
     noisy = add_noise(clean, 25, seed=1)
     whole, first = empirical_wiener(noisy, clean, SIGMA), hard_threshold(noisy, SIGMA)
-    monkeypatch.setattr(wiener, "BAND_ROWS", 2)
+    monkeypatch.setattr(wiener, "BAND_BLOCKS", 1)  # one row of references at a time
     np.testing.assert_allclose(empirical_wiener(noisy, clean, SIGMA), whole, atol=1e-5)
     np.testing.assert_allclose(hard_threshold(noisy, SIGMA), first, atol=1e-5)
 
