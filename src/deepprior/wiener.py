@@ -43,8 +43,9 @@ STEP = 3  # reference blocks start every STEP pixels (and at the last row and co
 RADIUS = 16  # matches are searched within ±RADIUS pixels of the reference block
 # Step 2's largest group, the reference included: the package has 32; 64 gave +0.11 dB after
 # best's fits of eight held-out 128² crops (retina +0.37, brick +0.19, clock +0.17; none under
-# -0.01), +0.02 at 64² and 1024×768, 0.00 at 256² and 512², for about 1.6× the pass's time
-# (README, session 34). The group grows only where that many blocks match: in smooth areas.
+# -0.01), +0.02 at 64² and 1024×768, 0.00 at 256² and 512² (after fast's noisier fits, -0.01
+# on the CBM3D crops), for about 1.5× the pass's time (README, session 34). A group grows only
+# where that many blocks match: in smooth areas.
 GROUP = 64
 GROUP_HARD = 16  # step 1's
 # A block joins a group if its mean squared difference from the reference, in 8-bit levels
@@ -67,8 +68,8 @@ FIT_SHARE = 0.4
 # Step 1's 2-D transform of a block, as BM3D's: a pilot 0.05-0.15 dB better than with the DCT.
 HARD_WAVELET = "bior1.5"
 KAISER_BETA = 2.0
-# Reference blocks × group size filtered at a time, over whole rows of references: bounds
-# memory (16 rows at step 2's former groups of 32).
+# Rows of reference blocks times their largest group filtered at a time: bounds memory (8 rows
+# at step 2's groups of 64, 32 at step 1's 16; 16 for both until session 34).
 BAND_BLOCKS = 512
 # A group the pilot says is flat keeps nothing but weighs most; this floor on its Σ gain² (or
 # its count of kept coefficients) keeps an exactly flat one (a gray image's colour channels)
