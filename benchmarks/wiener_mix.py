@@ -177,14 +177,15 @@ def early(
     fit: np.ndarray,
     filtered: np.ndarray,
     sigma: float,
+    first: np.ndarray,
 ) -> dict[str, float]:
     """The PSNR of each of :data:`EARLY` for the early ``iterate`` of one run (``fit``: its
-    final iterate; ``filtered``: the pass on it)."""
-    passed = refine_fit(noisy, iterate, sigma)
+    final iterate; ``filtered``: the pass on it; ``first``: the pass's first step)."""
+    passed = refine_fit(noisy, iterate, sigma, first)
     row = {"early fit": psnr(iterate, clean), "wiener on early": psnr(passed, clean)}
     for name, share in (("early 1/4", 0.25), ("early 1/2", 0.5), ("early 3/4", 0.75)):
         row[name] = psnr(share * passed + (1 - share) * filtered, clean)
-    row["wiener on both"] = psnr(refine_fit(noisy, (iterate + fit) / 2, sigma), clean)
+    row["wiener on both"] = psnr(refine_fit(noisy, (iterate + fit) / 2, sigma, first), clean)
     return row
 
 
@@ -197,8 +198,8 @@ def measure(
     saved = np.load(path)
     clean, noisy, fit = saved["clean"], saved["degraded"], saved["fit"]
     sigma = estimate_noise_sigma(noisy)
-    filtered = refine_fit(noisy, fit, sigma)
-    first = hard_threshold(noisy, sigma)
+    first = hard_threshold(noisy, sigma)  # the pass's first step, made once for its uses here
+    filtered = refine_fit(noisy, fit, sigma, first)
     mixed = (fit + filtered) / 2
     row: dict[str, float | str] = {
         "image": path.stem,
@@ -213,7 +214,7 @@ def measure(
     if with_early:
         if "early" not in saved:
             raise SystemExit(f"{path} has no early iterate: save a lever with an early pilot")
-        row |= early(clean, noisy, saved["early"], fit, filtered, sigma)
+        row |= early(clean, noisy, saved["early"], fit, filtered, sigma, first)
     return row | (pilots(clean, noisy, fit, sigma) if with_pilots else {})
 
 
