@@ -10,25 +10,27 @@ BM3D's first (hard-thresholding) step on the noisy crop and of the Wiener filter
 (both steps without the network); of the Wiener filter guided by the fit alone (as the pass was
 until session 23, with today's grouping); of the second pass as a run makes it (the filter
 guided by the mean of the fit and the first step, weighted 0.4 and 0.6; σ estimated from the
-noisy crop, as a run does); and of the even mix of that and the fit (what ``--quality best``
-returned until session 24), then the means. ``--variants`` adds the second pass's settings
-measured against the shipped ones: the filter guided by its own output a second time, the first
-step zeroing under 2.7σ (the BM3D paper's) instead of 3σ, μ² 0.4 (the ``bm3d`` package's) or
-0.7 instead of 0.5, the fit weighted 0.25 or 0.5 in the pilot instead of 0.4, a wider search
-(±19 pixels, BM3D's), groups of 16, 32 or 128 blocks instead of 64 (32: the package's, and the
-pass's until session 34), reference blocks every 2 pixels, σ read 5 % high or
-low, 20 % of the fit mixed into the output, and two averages of the pass run several times: on
-the image in its four quarter turns (turned back), and with the reference blocks' grid moved by
-0, 1 and 2 pixels down and across. ``--pilots`` asks whether a gap to BM3D lies in
-the filter or in its pilot, with the ``bm3d`` package (free for non-commercial use: a measuring
+noisy crop, as a run does: the ``wiener`` column, as fast and the default make it); of the pass
+as ``--quality best`` makes it (groups of up to 128 blocks on three reference grids, 0, 1 and 2
+pixels in, averaged; since session 35); and of the even mix of the ``wiener`` column and the
+fit (what best returned until session 24), then the means. ``--variants`` adds the second
+pass's settings measured against the shipped ones: the filter guided by its own output a second
+time, the first step zeroing under 2.7σ (the BM3D paper's) instead of 3σ, μ² 0.4 (the ``bm3d``
+package's) or 0.7 instead of 0.5, the fit weighted 0.25 or 0.5 in the pilot instead of 0.4, a
+wider search (±19 pixels, BM3D's), groups of 16, 32 or 128 blocks instead of 64 (32: the
+package's, and the pass's until session 34), reference blocks every 2 pixels, σ read 5 % high
+or low, 20 % of the fit mixed into the output, and two averages of the pass run several times:
+on the image in its four quarter turns (turned back), and with the reference blocks' grid moved
+by 0, 1 and 2 pixels down and across. ``--pilots`` asks whether a gap to BM3D lies in the
+filter or in its pilot, with the ``bm3d`` package (free for non-commercial use: a measuring
 instrument here, not a dependency) in the opponent colour space, σ as the run estimates it:
 BM3D's own Wiener step guided by the fit (a channel at a time: the package takes no colour
 pilot); CBM3D's first (hard-thresholding) estimate; this filter and BM3D's Wiener step guided
 by it; this filter guided by the mean of it and the fit; CBM3D whole; and this filter and
 BM3D's Wiener step guided by the clean image (an oracle: what each second step makes of a
-perfect pilot). ``--early`` reads the early iterate that a lever with an early pilot
-(``"best, early pilot 1.05"``) saved, and adds the pass guided by it, its mixes with the
-final pass, and one pass guided by the mean of the two iterates.
+perfect pilot). ``--early`` reads the early iterate that a lever with an early pilot (``"best,
+early pilot 1.05"``) saved, and adds the pass guided by it, its mixes with the final pass, and
+one pass guided by the mean of the two iterates.
 """
 
 from __future__ import annotations
@@ -42,17 +44,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_header, print_table, provenance, save_json
 
 from deepprior import wiener
 from deepprior.metrics import psnr
+from deepprior.quality import BEST_WIENER_GRIDS, BEST_WIENER_GROUP
 from deepprior.stopping import estimate_noise_sigma
-from deepprior.wiener import OPPONENT, empirical_wiener, hard_threshold, refine_fit
+from deepprior.wiener import OPPONENT, empirical_wiener, hard_threshold, refine_fit, refine_fits
 
-COLUMNS = ("fit", "first step", "wiener on first step", "wiener on fit", "wiener", "mix")
+COLUMNS = (
+    "fit",
+    "first step",
+    "wiener on first step",
+    "wiener on fit",
+    "wiener",
+    "best's pass",
+    "mix",
+)
 # name -> the module constants of deepprior.wiener it changes, and σ's factor
 SETTINGS: dict[str, tuple[dict[str, float], float]] = {
     "threshold 2.7 sigma": ({"HARD_LAMBDA": 2.7}, 1.0),
@@ -122,16 +132,7 @@ def variants(
 def moved_grid(noisy: np.ndarray, fit: np.ndarray, sigma: float, offset: int) -> np.ndarray:
     """The pass with its reference blocks at ``offset``, ``offset`` + STEP, ... (and the first and
     last position, as always) down and across."""
-    shipped = wiener._grid
-
-    def grid(count: int, step: int) -> torch.Tensor:
-        return torch.tensor(sorted({0, *range(offset % step, count, step), count - 1}))
-
-    wiener._grid = grid
-    try:
-        return refine_fit(noisy, fit, sigma)
-    finally:
-        wiener._grid = shipped
+    return refine_fit(noisy, fit, sigma, offset=offset)
 
 
 def pilots(clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, sigma: float) -> dict[str, float]:
@@ -200,6 +201,7 @@ def measure(
     sigma = estimate_noise_sigma(noisy)
     first = hard_threshold(noisy, sigma)  # the pass's first step, made once for its uses here
     filtered = refine_fit(noisy, fit, sigma, first)
+    stronger, _ = refine_fits(noisy, [fit], sigma, BEST_WIENER_GROUP, BEST_WIENER_GRIDS)
     mixed = (fit + filtered) / 2
     row: dict[str, float | str] = {
         "image": path.stem,
@@ -208,6 +210,7 @@ def measure(
         "wiener on first step": psnr(empirical_wiener(noisy, first, sigma), clean),
         "wiener on fit": psnr(empirical_wiener(noisy, fit, sigma), clean),
         "wiener": psnr(filtered, clean),
+        "best's pass": psnr(stronger, clean),
         "mix": psnr(mixed, clean),
     }
     row |= variants(clean, noisy, fit, filtered, sigma) if with_variants else {}

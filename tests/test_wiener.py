@@ -4,6 +4,7 @@ filter guided by the fit), alone and in a run."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from deepprior.wiener import (
     haar_matrix,
     hard_threshold,
     refine_fit,
+    refine_fits,
     wavelet_basis,
     wavelet_matrix,
 )
@@ -173,17 +175,62 @@ def test_a_given_sigma_sets_the_filter_and_the_cli_turns_it_off(tmp_path, photo,
     assert data["refine"] == {"wiener": False} and data["job"]["options"]["wiener"] is False
 
 
-def test_best_ends_with_the_filter_of_its_averaged_fits(photo):
+def test_best_ends_with_the_stronger_filter_of_its_averaged_fits(photo):
+    from deepprior.quality import BEST_WIENER_GRIDS, BEST_WIENER_GROUP
+    from deepprior.stopping import noise_sigma
+
     noisy = add_noise(photo(32), 25, seed=0)
     options = {"steps": 4, "runs": 2, "ensemble": True, "seed": 0, "device": "cpu"}
     average, _ = deepprior.denoise(noisy, wiener=False, **options)
-    filtered, _ = deepprior.denoise(noisy, **options)
+    filtered, report = deepprior.denoise(noisy, **options)
+    assert report["refine"]["group"] == wiener.GROUP and report["refine"]["grids"] == 1
     best, report = deepprior.denoise(noisy, quality="best", **options)
     assert report["refine"]["wiener"] is True and report["quality"]["refine"] is True
-    np.testing.assert_allclose(best, filtered, atol=1e-6)
-    assert np.abs(best - average).max() > 0.01
+    assert report["refine"]["group"] == BEST_WIENER_GROUP == report["quality"]["wiener_group"]
+    assert report["refine"]["grids"] == BEST_WIENER_GRIDS > 1
+    sigma = noise_sigma(noisy, None)[0]
+    stronger, made = refine_fits(noisy, [average], sigma, BEST_WIENER_GROUP, BEST_WIENER_GRIDS)
+    assert made == BEST_WIENER_GRIDS
+    np.testing.assert_allclose(best, stronger, atol=1e-5)
+    np.testing.assert_allclose(filtered, refine_fits(noisy, [average], sigma)[0], atol=1e-5)
+    assert np.abs(best - filtered).max() > 0.01 and np.abs(best - average).max() > 0.01
     _, report = deepprior.denoise(noisy, quality="paper", wiener=True, steps=4, seed=0)
     assert report["refine"]["wiener"] is True  # the option turns on a pass the level has not
+    assert report["refine"]["grids"] == 1
+
+
+def test_a_grid_further_in_keeps_the_first_and_last_positions():
+    assert wiener._grid(20, 3).tolist() == [0, 3, 6, 9, 12, 15, 18, 19]
+    assert wiener._grid(20, 3, 1).tolist() == [0, 1, 4, 7, 10, 13, 16, 19]
+    assert wiener._grid(20, 3, 2).tolist() == [0, 2, 5, 8, 11, 14, 17, 19]
+
+
+def test_the_pass_on_several_grids_and_fits_is_the_mean_of_their_passes(photo):
+    clean = photo(48)
+    noisy = add_noise(clean, 25, seed=0)
+    fits = [add_noise(clean, 8, seed=1), add_noise(clean, 4, seed=2)]
+    alone = [refine_fit(noisy, fit, SIGMA) for fit in fits]
+    np.testing.assert_allclose(refine_fits(noisy, fits, SIGMA)[0], np.mean(alone, 0), atol=1e-6)
+    moved = [refine_fit(noisy, fits[0], SIGMA, group=128, offset=o) for o in range(3)]
+    assert np.abs(moved[1] - moved[0]).max() > 1e-3  # another grid: other groups
+    stronger, made = refine_fits(noisy, fits[:1], SIGMA, group=128, grids=3)
+    np.testing.assert_allclose(stronger, np.mean(moved, 0), atol=1e-6)
+    assert made == 3 and psnr(stronger, clean) > psnr(noisy, clean) + 5
+    # past the deadline, only the first grid is made
+    hurried, made = refine_fits(noisy, fits[:1], SIGMA, 128, 3, deadline=time.perf_counter())
+    assert made == 1
+    np.testing.assert_allclose(hurried, moved[0], atol=1e-6)
+
+
+def test_a_time_limit_leaves_out_the_grids_it_has_no_time_for(photo):
+    noisy = add_noise(photo(32), 25, seed=0)
+    options = {"steps": 4, "seed": 0, "device": "cpu", "quality": "best"}
+    _, report = deepprior.denoise(noisy, time_limit=1e-3, **options)
+    assert report["stopping"]["time_limit_reached_at"] == 1
+    assert report["refine"]["grids"] == 1
+    assert report["refine"]["grids_left_out"] == "the time limit was reached"
+    _, report = deepprior.denoise(noisy, time_limit=600, **options)
+    assert report["refine"]["grids"] > 1 and "grids_left_out" not in report["refine"]
 
 
 def test_a_run_with_an_early_pilot_returns_its_early_iterate_and_filters_both(photo, monkeypatch):
@@ -204,7 +251,7 @@ def test_a_run_with_an_early_pilot_returns_its_early_iterate_and_filters_both(ph
     assert outcome.early_image is not None and outcome.early_image.shape == outcome.image.shape
     assert np.abs(outcome.early_image - outcome.image).max() > 0.01
     problem = DENOISE.build(job, DENOISE.resolve_options(job.options))
-    both, section = refine(problem, [outcome.early_image, outcome.image], True)
+    both, section = refine(problem, [outcome.early_image, outcome.image], levels["default"])
     assert section["fit_iterates"] == 2 and outcome.report.sections["refine"]["fit_iterates"] == 2
     np.testing.assert_allclose(outcome.picture.pixels, np.clip(both, 0, 1), atol=1e-5)
     monkeypatch.setitem(levels, "default", replace(levels["default"], early_pilot=None))
@@ -212,10 +259,14 @@ def test_a_run_with_an_early_pilot_returns_its_early_iterate_and_filters_both(ph
 
 
 def test_the_filter_of_two_iterates_is_the_mean_of_their_filters(photo):
+    from dataclasses import replace
+
     from deepprior.io import from_array
     from deepprior.job import Job
+    from deepprior.quality import get_quality
     from deepprior.tasks.denoise import DENOISE, refine
 
+    default = get_quality("denoise", "default")
     clean = photo(32)
     noisy = add_noise(clean, 25, seed=0)
     problem = DENOISE.build(
@@ -223,9 +274,9 @@ def test_the_filter_of_two_iterates_is_the_mean_of_their_filters(photo):
     )
     early = add_noise(clean, 8, seed=1)
     final = add_noise(clean, 4, seed=2)
-    both, section = refine(problem, [early, final], True)
-    alone = [refine(problem, [pilot], True)[0] for pilot in (early, final)]
+    both, section = refine(problem, [early, final], default)
+    alone = [refine(problem, [pilot], default)[0] for pilot in (early, final)]
     np.testing.assert_allclose(both, (alone[0] + alone[1]) / 2, atol=1e-6)
     assert section["fit_iterates"] == 2 and np.abs(alone[0] - alone[1]).max() > 0.01
-    unfiltered, section = refine(problem, [early, final], False)
+    unfiltered, section = refine(problem, [early, final], replace(default, refine=False))
     assert section == {"wiener": False} and unfiltered is final

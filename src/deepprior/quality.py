@@ -43,6 +43,10 @@ class Quality:
     # The noise-level rule also stops once its smoothed data term fell by less than this many
     # times σ² over the patience window (None: only at noise_factor·σ² or the cap).
     stall: float | None = None
+    # Denoising's pass: the Wiener step's largest group (None: deepprior.wiener.GROUP), and
+    # how many reference grids, each a pixel further in, it filters on and averages.
+    wiener_group: int | None = None
+    wiener_grids: int = 1
     runs: int = 1
     ensemble: bool = False
     # Whether the run ends with the task's classical second pass over the averaged fit
@@ -108,6 +112,8 @@ class Quality:
             "noise_factor": self.noise_factor,
             "early_pilot": self.early_pilot,
             "stall": self.stall,
+            "wiener_group": self.wiener_group,
+            "wiener_grids": self.wiener_grids,
             "runs": self.runs,
             "ensemble": self.ensemble,
             "refine": self.refine,
@@ -291,6 +297,33 @@ def _levels(
     }
 
 
+# Denoising's best makes its pass on three reference grids, 0, 1 and 2 pixels in, averaged,
+# with groups of up to 128 blocks (deepprior.wiener.GROUP: 64). After best's fits (seed 0,
+# σ = 25), against one grid of 64: 64² crops +0.01 dB (five CBM3D and scikit-image) and +0.06
+# (three held out), 128² +0.02 (nine CBM3D), +0.06 (three held out), +0.14 (five new) and
+# +0.01 on five crops no choice had seen (where three grids of 64 gave +0.03: larger groups
+# gain on smooth images, up to +0.34 dB, and lose up to 0.04 on text and texture); best is
+# then above BM3D told σ on every set. The pass takes about 5× as long: 3 s at 128², 4 minutes
+# at 1024×768 (README, session 35).
+BEST_WIENER_GROUP = 128
+BEST_WIENER_GRIDS = 3
+BEST_PASS = f" (groups of up to {BEST_WIENER_GROUP} blocks, {BEST_WIENER_GRIDS} grids averaged)"
+
+
+def _stronger_pass(levels: dict[str, Quality]) -> dict[str, Quality]:
+    """``levels`` with best's denoising pass enlarged (BEST_WIENER_GROUP, BEST_WIENER_GRIDS)."""
+    best = levels["best"]
+    elsewhere = None if best.elsewhere is None else best.elsewhere + BEST_PASS
+    levels["best"] = replace(
+        best,
+        contains=best.contains + BEST_PASS,
+        elsewhere=elsewhere,
+        wiener_group=BEST_WIENER_GROUP,
+        wiener_grids=BEST_WIENER_GRIDS,
+    )
+    return levels
+
+
 # task -> level -> Quality; a task not listed has one level (its preset as it is). Measured on
 # 64² and 128² crops (CBM3D, Set5, Heide-11) and scikit-image photographs (README, "Quality
 # against time"): 32 channels fit as well as 128 at a third of the cost per step at 128², so
@@ -305,12 +338,14 @@ def _levels(
 # (README, session 26). Inpainting's, where scattered pixels are missing, end averaged with
 # biharmonic interpolation (deepprior.tasks.inpaint.FIT_SHARE; README, session 26).
 QUALITIES: dict[str, dict[str, Quality]] = {
-    "denoise": _levels(
-        ("authors", "paper"),
-        best_runs=4,
-        then=WIENER_PASS,
-        fast_noise_factor=FAST_NOISE_FACTOR,
-        stall=STALL,
+    "denoise": _stronger_pass(
+        _levels(
+            ("authors", "paper"),
+            best_runs=4,
+            then=WIENER_PASS,
+            fast_noise_factor=FAST_NOISE_FACTOR,
+            stall=STALL,
+        )
     ),
     "sr": _levels(
         ("x2", "x3", "x4"),

@@ -239,7 +239,7 @@ def run(
     early = _early_iterate(finished)
     if task.refine is not None and any(f.result.steps_run for f in fits):
         pilots = [image] if early is None else [early, image]
-        refined, refine_section = task.refine(problem, pilots, quality.refine)
+        refined, refine_section = task.refine(problem, pilots, quality, deadline)
     picture = task.finish(problem, refined)
     last = fits[-1]
     report = Report(

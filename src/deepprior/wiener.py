@@ -20,6 +20,8 @@ noise, except the Wiener step's largest group and μ² (below).
   two pilots err differently, so their mean guides the filter better than either: after the
   default's fits of 17 crops of 128², 30.87 dB against 30.61 guided by the fit and 30.75 by
   step 1 (README, session 25).
+- :func:`refine_fits`: that pass averaged over several fits and, for ``--quality best``, over
+  reference grids started 0, 1 and 2 pixels in, with larger groups (deepprior.quality).
 
 Colour images are filtered in an orthonormal opponent colour space, where white noise stays
 white with the same σ; blocks are matched on its first plane (luminance). Only σ is needed,
@@ -29,8 +31,9 @@ stays bounded on large images.
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 
 import numpy as np
@@ -146,19 +149,17 @@ def haar_matrix(size: int) -> torch.Tensor:
     return matrix / matrix.norm(dim=1, keepdim=True)
 
 
-def _grid(count: int, step: int) -> torch.Tensor:
-    """Every ``step``-th position of ``count``, and the last one."""
-    positions = list(range(0, count, step))
-    if positions[-1] != count - 1:
-        positions.append(count - 1)
-    return torch.tensor(positions)
+def _grid(count: int, step: int, offset: int = 0) -> torch.Tensor:
+    """Every ``step``-th position of ``count`` from ``offset``, and the first and last ones."""
+    return torch.tensor(sorted({0, *range(offset, count, step), count - 1}))
 
 
 class _Groups:
     """The block positions, transforms and window of one image's filtering, its blocks matched
     by ``luminance`` (H, W) into groups of at most ``largest`` blocks no further than
     ``threshold`` (mean squared difference per pixel, 8-bit levels squared) from the reference,
-    each block transformed by ``block_transform`` (patch², patch²; the DCT if None)."""
+    each block transformed by ``block_transform`` (patch², patch²; the DCT if None), the
+    reference grid's rows and columns from ``offset`` (and the first and last ones)."""
 
     def __init__(
         self,
@@ -167,8 +168,10 @@ class _Groups:
         largest: int,
         threshold: float,
         block_transform: torch.Tensor | None = None,
+        offset: int = 0,
     ):
         self.patch = patch
+        self.offset = offset  # where the reference grid's rows and columns start (0 is always in)
         self.luminance = luminance
         self.padded = functional.pad(luminance[None, None], (RADIUS,) * 4, mode="replicate")[0, 0]
         height, self.width = luminance.shape
@@ -183,7 +186,7 @@ class _Groups:
         offsets = torch.arange(-RADIUS, RADIUS + 1)
         self.offset_rows = offsets.repeat_interleave(len(offsets))
         self.offset_cols = offsets.repeat(len(offsets))
-        self.ref_cols = _grid(self.cols, STEP)
+        self.ref_cols = _grid(self.cols, STEP, offset)
 
     def match(self, ref_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For the references at ``ref_rows`` × every reference column, the start (flat index
@@ -278,7 +281,9 @@ def _collaborate(
     pilot_flat = None if pilot is None else pilot.reshape(channels, -1)
     numerator = torch.zeros(channels, height * width)
     denominator = torch.zeros(channels, height * width)
-    for band in torch.split(_grid(groups.rows, STEP), max(1, BAND_BLOCKS // groups.size)):
+    for band in torch.split(
+        _grid(groups.rows, STEP, groups.offset), max(1, BAND_BLOCKS // groups.size)
+    ):
         starts, sizes = groups.match(band)
         for size in sizes.unique().tolist():
             where = groups.pixels(starts[sizes == size, :size])  # (R, size, patch²)
@@ -320,37 +325,78 @@ def _to_image(planes: torch.Tensor) -> np.ndarray:
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
-def hard_threshold(noisy: np.ndarray, sigma: float, patch: int = PATCH) -> np.ndarray:
+def hard_threshold(
+    noisy: np.ndarray, sigma: float, patch: int = PATCH, offset: int = 0
+) -> np.ndarray:
     """BM3D's first step on ``noisy`` (H×W×C in [0, 1], white noise of std ``sigma``): an
-    estimate of the clean image from the noisy one alone (float32)."""
+    estimate of the clean image from the noisy one alone (float32); ``offset``: where the
+    reference grid's rows and columns start (the first and last always in)."""
     _check(noisy, sigma, patch)
     planes = _to_planes(noisy)
     with torch.no_grad():
-        groups = _Groups(planes[0], patch, GROUP_HARD, THRESHOLD_HARD, wavelet_basis(patch))
+        wavelet = wavelet_basis(patch)
+        groups = _Groups(planes[0], patch, GROUP_HARD, THRESHOLD_HARD, wavelet, offset)
         return _to_image(_collaborate(planes, None, groups, float(sigma), _hard_threshold))
 
 
 def empirical_wiener(
-    noisy: np.ndarray, pilot: np.ndarray, sigma: float, patch: int = PATCH
+    noisy: np.ndarray,
+    pilot: np.ndarray,
+    sigma: float,
+    patch: int = PATCH,
+    group: int | None = None,
+    offset: int = 0,
 ) -> np.ndarray:
     """BM3D's second step: filter ``noisy`` (H×W×C in [0, 1], white noise of std ``sigma``)
-    guided by ``pilot``, an estimate of the clean image of the same shape (float32)."""
+    guided by ``pilot``, an estimate of the clean image of the same shape (float32), in
+    groups of at most ``group`` blocks (None: GROUP), the reference grid from ``offset``."""
     if noisy.shape != pilot.shape:
         raise ValueError(f"noisy {noisy.shape} and pilot {pilot.shape} must have one shape")
     _check(noisy, sigma, patch)
     planes, guide = _to_planes(noisy), _to_planes(pilot)
+    largest = GROUP if group is None else group
     with torch.no_grad():
-        groups = _Groups(guide[0], patch, GROUP, THRESHOLD)
+        groups = _Groups(guide[0], patch, largest, THRESHOLD, offset=offset)
         return _to_image(_collaborate(planes, guide, groups, float(sigma), _wiener_gains))
 
 
 def refine_fit(
-    noisy: np.ndarray, fit: np.ndarray, sigma: float, first: np.ndarray | None = None
+    noisy: np.ndarray,
+    fit: np.ndarray,
+    sigma: float,
+    first: np.ndarray | None = None,
+    group: int | None = None,
+    offset: int = 0,
 ) -> np.ndarray:
     """The Wiener step guided by the mean of ``fit`` and the hard-thresholding step, the fit
     weighted by FIT_SHARE; ``first``: that step's result when already computed (it does not
-    depend on the fit)."""
+    depend on the fit); ``group`` and ``offset``: both steps' reference grid's start and the
+    Wiener step's largest group, as :func:`empirical_wiener`'s."""
     if first is None:
-        first = hard_threshold(noisy, sigma)
+        first = hard_threshold(noisy, sigma, offset=offset)
     pilot = FIT_SHARE * fit.astype(np.float32) + (1 - FIT_SHARE) * first
-    return empirical_wiener(noisy, pilot, sigma)
+    return empirical_wiener(noisy, pilot, sigma, group=group, offset=offset)
+
+
+def refine_fits(
+    noisy: np.ndarray,
+    fits: Sequence[np.ndarray],
+    sigma: float,
+    group: int | None = None,
+    grids: int = 1,
+    deadline: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """The mean of :func:`refine_fit` over ``fits`` and over up to ``grids`` reference grids,
+    the n-th starting n pixels down and across (each grid's first step made once), and how
+    many grids it made: after the first, a grid is made only if the last one's time still
+    fits before ``deadline`` (a ``time.perf_counter()`` value; None: no limit)."""
+    passes: list[np.ndarray] = []
+    made, took = 0, 0.0
+    for offset in range(grids):
+        started = time.perf_counter()
+        if offset and deadline is not None and started + took > deadline:
+            break
+        first = hard_threshold(noisy, sigma, offset=offset)
+        passes += [refine_fit(noisy, fit, sigma, first, group, offset) for fit in fits]
+        made, took = made + 1, time.perf_counter() - started
+    return np.stack(passes).mean(axis=0, dtype=np.float32), made

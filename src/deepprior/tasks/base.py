@@ -18,6 +18,7 @@ from ..presets import Preset
 
 if TYPE_CHECKING:
     from ..job import Job
+    from ..quality import Quality
 
 
 @dataclass
@@ -92,8 +93,9 @@ class Task:
             super-resolution: back-projection onto the low-resolution input; inpainting:
             a mean with biharmonic interpolation): (problem, the averaged fit's iterates,
             the final one last (a level with ``early_pilot`` keeps an earlier one too),
-            whether the quality level runs the pass) -> (pixels, the report's section); the
-            task's own option may override the level.
+            the quality level: whether it runs the pass, and denoising's settings of it, and
+            the time limit's deadline, a ``time.perf_counter()`` value or None) -> (pixels,
+            the report's section); the task's own option may override the level.
         inputs: the input names the task reads besides ``image``.
         needs_image: False for a task that makes an image from nothing (activation
             maximisation).
@@ -109,7 +111,11 @@ class Task:
     finish: Callable[[Problem, np.ndarray], Picture] = _keep
     metrics: Callable[[Problem, np.ndarray], dict[str, Any]] = _no_metrics
     refine: (
-        Callable[[Problem, Sequence[np.ndarray], bool], tuple[np.ndarray, dict[str, Any]]] | None
+        Callable[
+            [Problem, Sequence[np.ndarray], Quality, float | None],
+            tuple[np.ndarray, dict[str, Any]],
+        ]
+        | None
     ) = None
     inputs: tuple[str, ...] = ("reference",)
     needs_image: bool = True

@@ -15,6 +15,7 @@ from ..job import Job
 from ..metrics import psnr
 from ..operators import Identity
 from ..presets import DENOISE_PRESETS
+from ..quality import Quality
 from ..stopping import MIN_SIGMA, noise_sigma
 from ..wiener import (
     FIT_SHARE,
@@ -23,8 +24,7 @@ from ..wiener import (
     HARD_LAMBDA,
     PATCH,
     WIENER_MU2,
-    hard_threshold,
-    refine_fit,
+    refine_fits,
 )
 from .base import Problem, Task, check_pass_option, load_picture, runs_pass
 
@@ -57,20 +57,28 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
 
 
 def refine(
-    problem: Problem, pilots: Sequence[np.ndarray], level_runs_it: bool
+    problem: Problem,
+    pilots: Sequence[np.ndarray],
+    quality: Quality,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The empirical Wiener filter of the noisy image guided by a weighted mean of the fit and
     BM3D's first step (:func:`deepprior.wiener.refine_fit`), at the noise level the stopping
     rule uses (the given σ corrected for clipping, or the image's estimate), if the quality
     level runs it and the ``wiener`` option (true, false or None: the level's) agrees.
     ``pilots`` are the fit's iterates, the final one last: each guides a filter, and the
-    filtered images are averaged (without the filter, the final iterate is the result)."""
+    filtered images are averaged (without the filter, the final iterate is the result); the
+    level may enlarge the Wiener step's groups and filter on several reference grids
+    (:func:`deepprior.wiener.refine_fits`; "grids" in the report: how many, 0, 1, ... pixels
+    in, were made and averaged; those after the first only while the time limit's
+    ``deadline`` allows)."""
     pixels = pilots[-1]
-    if not runs_pass(problem, "wiener", level_runs_it):
+    if not runs_pass(problem, "wiener", quality.refine):
         return pixels, {"wiener": False}
     noisy = problem.picture.pixels
     sigma, source = noise_sigma(noisy, problem.sigma)
-    section: dict[str, Any] = {"wiener": True, "block": PATCH, "group": GROUP}
+    group = GROUP if quality.wiener_group is None else quality.wiener_group
+    section: dict[str, Any] = {"wiener": True, "block": PATCH, "group": group}
     section["pilot"] = "a weighted mean of the fit and BM3D's first (hard-thresholding) step"
     section["fit_share"] = FIT_SHARE  # the fit's weight in that mean
     section["group_first_step"] = GROUP_HARD  # "group": the Wiener step's largest group
@@ -79,10 +87,10 @@ def refine(
     section["sigma_source"] = source
     if not np.isfinite(sigma) or sigma < MIN_SIGMA:
         return pixels, section | {"wiener": False, "skipped": "no noise measured in the image"}
-    first = hard_threshold(noisy, sigma)
-    filtered = np.stack([refine_fit(noisy, pilot, sigma, first) for pilot in pilots]).mean(
-        axis=0, dtype=np.float32
-    )
+    grids = quality.wiener_grids
+    filtered, section["grids"] = refine_fits(noisy, pilots, sigma, group, grids, deadline)
+    if section["grids"] < grids:
+        section["grids_left_out"] = "the time limit was reached"
     section["sigma_255"] = round(sigma * 255, 3)
     section["fit_iterates"] = len(pilots)  # the filters averaged, one per iterate
     if problem.reference is not None:

@@ -18,6 +18,7 @@ from ..job import Job
 from ..metrics import psnr
 from ..operators import Mask
 from ..presets import INPAINT_PRESETS
+from ..quality import Quality
 from .base import Problem, Task, check_pass_option, load_picture, runs_pass
 
 # How the holes can be marked besides a mask input: option -> mask generator.
@@ -132,7 +133,10 @@ def finish(problem: Problem, pixels: np.ndarray) -> Picture:
 
 
 def refine(
-    problem: Problem, pilots: Sequence[np.ndarray], level_runs_it: bool
+    problem: Problem,
+    pilots: Sequence[np.ndarray],
+    quality: Quality,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The fit averaged with biharmonic interpolation (the fit weighted by FIT_SHARE) if the
     quality level runs it and the ``biharmonic`` option (true, false or None: the level's)
@@ -140,7 +144,7 @@ def refine(
     large hole, biharmonic interpolation only blurs. With several iterates (``pilots``, the
     final one last), the fit is their mean (without the pass, the final iterate)."""
     pixels = pilots[-1]
-    if not runs_pass(problem, "biharmonic", level_runs_it):
+    if not runs_pass(problem, "biharmonic", quality.refine):
         return pixels, {"biharmonic": False}
     if problem.options["biharmonic"] is None and problem.preset != "pixels":
         return pixels, {"biharmonic": False, "skipped": "the mask has holes, not scattered pixels"}

@@ -18,6 +18,7 @@ from ..job import Job
 from ..metrics import psnr_y
 from ..operators import KERNELS, Downsample
 from ..presets import SR_PRESETS
+from ..quality import Quality
 from .base import Problem, Task, check_pass_option, load_picture, runs_pass
 
 SCALES = (2, 3, 4, 8)
@@ -55,14 +56,17 @@ def build(job: Job, options: dict[str, Any]) -> Problem:
 
 
 def refine(
-    problem: Problem, pilots: Sequence[np.ndarray], level_runs_it: bool
+    problem: Problem,
+    pilots: Sequence[np.ndarray],
+    quality: Quality,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The fit back-projected onto the low-resolution input (:mod:`deepprior.backprojection`)
     if the quality level runs it and the ``back_project`` option (true, false or None: the
     level's) agrees; with several iterates (``pilots``, the final one last), the mean of
     their projections (without the pass, the final iterate)."""
     pixels = pilots[-1]
-    if not runs_pass(problem, "back_project", level_runs_it):
+    if not runs_pass(problem, "back_project", quality.refine):
         return pixels, {"back_projection": False}
     low, operator = problem.picture.pixels, problem.operator
     projected = np.stack([back_project(pilot, low, operator) for pilot in pilots]).mean(
