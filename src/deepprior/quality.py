@@ -302,9 +302,10 @@ def _levels(
 # σ = 25), against one grid of 64: 64² crops +0.01 dB (five CBM3D and scikit-image) and +0.06
 # (three held out), 128² +0.02 (nine CBM3D), +0.06 (three held out), +0.14 (five new) and
 # +0.01 on five crops no choice had seen (where three grids of 64 gave +0.03: larger groups
-# gain on smooth images, up to +0.34 dB, and lose up to 0.04 on text and texture); best is
-# then above BM3D told σ on every set. The pass takes about 5× as long: 3 s at 128², 4 minutes
-# at 1024×768 (README, session 35).
+# gain on smooth images, up to +0.34 dB, and lose up to 0.04 on text and texture), +0.01 on
+# five more cut after the choice (a mostly black one -0.09); best is then above BM3D told σ
+# on every set. The pass takes about 5× as long: 3 s at 128², 4 minutes at 1024×768 (README,
+# session 35).
 BEST_WIENER_GROUP = 128
 BEST_WIENER_GRIDS = 3
 BEST_PASS = f" (groups of up to {BEST_WIENER_GROUP} blocks, {BEST_WIENER_GRIDS} grids averaged)"
