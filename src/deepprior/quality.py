@@ -314,15 +314,14 @@ BEST_PASS = f" (groups of up to {BEST_WIENER_GROUP} blocks, {BEST_WIENER_GRIDS} 
 def _stronger_pass(levels: dict[str, Quality]) -> dict[str, Quality]:
     """``levels`` with best's denoising pass enlarged (BEST_WIENER_GROUP, BEST_WIENER_GRIDS)."""
     best = levels["best"]
-    elsewhere = None if best.elsewhere is None else best.elsewhere + BEST_PASS
-    levels["best"] = replace(
+    stronger = replace(
         best,
         contains=best.contains + BEST_PASS,
-        elsewhere=elsewhere,
+        elsewhere=None if best.elsewhere is None else best.elsewhere + BEST_PASS,
         wiener_group=BEST_WIENER_GROUP,
         wiener_grids=BEST_WIENER_GRIDS,
     )
-    return levels
+    return levels | {"best": stronger}
 
 
 # task -> level -> Quality; a task not listed has one level (its preset as it is). Measured on
