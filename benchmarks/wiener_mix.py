@@ -125,14 +125,8 @@ def variants(
 
     passes = [turned(refine_fit(turned(noisy, k), turned(fit, k), sigma), -k) for k in range(4)]
     row["turned 4"] = psnr(np.mean(passes, axis=0), clean)
-    row["grids 3"] = psnr(np.mean([moved_grid(noisy, fit, sigma, o) for o in range(3)], 0), clean)
+    row["grids 3"] = psnr(refine_fits(noisy, [fit], sigma, grids=3)[0], clean)
     return row
-
-
-def moved_grid(noisy: np.ndarray, fit: np.ndarray, sigma: float, offset: int) -> np.ndarray:
-    """The pass with its reference blocks at ``offset``, ``offset`` + STEP, ... (and the first and
-    last position, as always) down and across."""
-    return refine_fit(noisy, fit, sigma, offset=offset)
 
 
 def pilots(clean: np.ndarray, noisy: np.ndarray, fit: np.ndarray, sigma: float) -> dict[str, float]:
